@@ -1,0 +1,192 @@
+package gossip
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Defaults for the Config fields whose zero value means "the default".
+const (
+	// DefaultMaxDataSize bounds one member's encoded application data. Every
+	// gossip message may carry every member's data, so it is kept small: a
+	// service descriptor fits easily.
+	DefaultMaxDataSize = 1 << 10
+
+	// DefaultMaxMessageSize bounds one gossip message (one gob message on the
+	// wire). It leaves room for DefaultMaxMembers members each with data of
+	// DefaultMaxDataSize.
+	DefaultMaxMessageSize = 8 << 20
+
+	// DefaultMaxMembers bounds the membership table, so that an update naming
+	// thousands of fake members cannot grow memory without bound.
+	DefaultMaxMembers = 4096
+
+	// DefaultMaxInboundConns bounds concurrent inbound connections.
+	DefaultMaxInboundConns = 256
+
+	// DefaultIdleTimeout closes an inbound connection that has sent no
+	// request for this long; outgoing connections are closed after half of it.
+	DefaultIdleTimeout = 60 * time.Second
+)
+
+// maxExchangesInFlight bounds the outgoing gossip exchanges a member has under
+// way at once. A member with a slow peer skips a round rather than pile up
+// goroutines and connections.
+const maxExchangesInFlight = 8
+
+// Config configures a member for NewWithConfig. The zero value of every field
+// but Addr is valid and means the default given beside it. DefaultConfig
+// returns a Config with the defaults filled in.
+type Config struct {
+	// Addr is the host:port the member listens on; required. Port 0 picks
+	// a free port (Gossip.Addr then reports it).
+	Addr string
+
+	// AdvertiseAddr is the address other members reach this one at, and its
+	// identity in the cluster. Empty means the listener's address, with an
+	// unspecified host (0.0.0.0 or ::) replaced by the first global unicast
+	// interface address.
+	AdvertiseAddr string
+
+	// Seeds are host:port addresses of members to join through. A DNS name
+	// that resolves to several addresses counts as several seeds. Seeds that
+	// do not answer are retried with backoff, for as long as the member runs.
+	Seeds []string
+
+	// Data is the member's initial application data; nil for none. It must
+	// be encodable by gob (see SetData).
+	Data interface{}
+
+	// GossipInterval is the time between gossip rounds. Zero means Tgossip.
+	GossipInterval time.Duration
+
+	// RPCTimeout bounds every outgoing RPC, dial included, and every read
+	// and write of an inbound request. Zero means Trpc.
+	RPCTimeout time.Duration
+
+	// Nfailures is how many propagation periods a member must miss to be
+	// considered dead (see FailureTime). Zero means the package's Nfailures.
+	Nfailures int
+
+	// MaxDataSize bounds a member's gob-encoded data in bytes. SetData
+	// rejects larger data, and entries carrying larger data are dropped on
+	// receipt, so every member of a cluster should use the same value. Zero
+	// means DefaultMaxDataSize.
+	MaxDataSize int
+
+	// MaxMessageSize bounds one gob message on the wire, in bytes; a peer
+	// that sends a larger one is disconnected. Zero means
+	// DefaultMaxMessageSize.
+	MaxMessageSize int
+
+	// MaxMembers bounds the membership table; entries for new members
+	// beyond it are ignored. Zero means DefaultMaxMembers.
+	MaxMembers int
+
+	// MaxInboundConns bounds concurrent inbound connections; further ones
+	// are closed at once. Zero means DefaultMaxInboundConns.
+	MaxInboundConns int
+
+	// IdleTimeout closes an inbound connection with no request for this
+	// long. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+
+	// Logger receives the member's logs, protocol chatter at debug level.
+	// Nil means a private logrus logger writing to stderr at info level (debug
+	// level when Debug or Gossip.DebugOutput is set).
+	Logger logrus.FieldLogger
+
+	// Debug turns on debug logs of the private logger; see Logger.
+	Debug bool
+
+	// Transport listens and dials. Nil means TCP (TCPTransport).
+	Transport Transport
+
+	// Clock tells the time for the failure rules. Nil means the real clock.
+	Clock Clock
+
+	// Resolver resolves seed host names. Nil means net.DefaultResolver.
+	Resolver Resolver
+}
+
+// DefaultConfig returns a Config with every default filled in, for the
+// caller to set Addr and Seeds on. It reads the package variables Tgossip,
+// Trpc and Nfailures.
+func DefaultConfig() Config {
+	c, _ := Config{}.withDefaults()
+	return c
+}
+
+// withDefaults returns a copy of c with zero fields set to their defaults,
+// and an error if c is invalid. c itself is never modified.
+func (c Config) withDefaults() (Config, error) {
+	if c.GossipInterval == 0 {
+		c.GossipInterval = Tgossip
+	}
+	if c.RPCTimeout == 0 {
+		c.RPCTimeout = Trpc
+	}
+	if c.Nfailures == 0 {
+		c.Nfailures = Nfailures
+	}
+	if c.MaxDataSize == 0 {
+		c.MaxDataSize = DefaultMaxDataSize
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxMembers == 0 {
+		c.MaxMembers = DefaultMaxMembers
+	}
+	if c.MaxInboundConns == 0 {
+		c.MaxInboundConns = DefaultMaxInboundConns
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Transport == nil {
+		c.Transport = TCPTransport{}
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	c.Seeds = append([]string(nil), c.Seeds...)
+	return c, c.validate()
+}
+
+// validate reports the first invalid field of a Config with defaults applied.
+func (c Config) validate() error {
+	if c.Addr == "" {
+		return fmt.Errorf("gossip: Config.Addr is required")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("gossip: Config.Addr %q: %w", c.Addr, err)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			return fmt.Errorf("gossip: Config.AdvertiseAddr %q: %w", c.AdvertiseAddr, err)
+		}
+	}
+	for _, s := range c.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return fmt.Errorf("gossip: seed %q: %w", s, err)
+		}
+	}
+	switch {
+	case c.GossipInterval < 0 || c.RPCTimeout < 0 || c.IdleTimeout < 0:
+		return fmt.Errorf("gossip: negative duration in Config")
+	case c.Nfailures < 1:
+		return fmt.Errorf("gossip: Config.Nfailures %d: must be at least 1", c.Nfailures)
+	case c.MaxDataSize < 0 || c.MaxMessageSize < 0 || c.MaxMembers < 0 || c.MaxInboundConns < 0:
+		return fmt.Errorf("gossip: negative limit in Config")
+	case c.MaxDataSize > c.MaxMessageSize:
+		return fmt.Errorf("gossip: Config.MaxDataSize %d exceeds MaxMessageSize %d", c.MaxDataSize, c.MaxMessageSize)
+	}
+	return nil
+}

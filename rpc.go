@@ -1,0 +1,515 @@
+package gossip
+
+import (
+	"bufio"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/rpc"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// The wire protocol.
+//
+// Members speak net/rpc with its gob encoding over one TCP connection per
+// pair, reused from round to round. The service is named "Gossip":
+//
+//	Gossip.GetMembers(GetMembersRequest, *GetMembersResponse)
+//	    the live members, as GetMembers returns them: what the stats tool and
+//	    any plain net/rpc client call.
+//	Gossip.Gossip(GossipRequest, *GossipResponse)
+//	    merge the members sent, as Receive does (push only, with the values
+//	    of Member.Data, whose types the receiver must have registered).
+//	Gossip.Exchange(ExchangeRequest, *ExchangeResponse)
+//	    the members' own push-pull round: the caller's live table goes one
+//	    way and the callee's newer entries come back, with data as gob bytes.
+//
+// Every gob message is bounded by Config.MaxMessageSize; a peer that sends a
+// larger or malformed one is disconnected. A new connection must send its
+// first request within Trpc; an idle one is closed after IdleTimeout.
+
+// serviceName is the net/rpc service name.
+const serviceName = "Gossip"
+
+// GetMembersRequest asks for a member's live members (Gossip.GetMembers).
+type GetMembersRequest struct{}
+
+// GetMembersResponse holds a member's live members, itself included.
+type GetMembersResponse struct{ Members []Member }
+
+// GossipRequest pushes members to merge (Gossip.Gossip).
+type GossipRequest struct{ Members []Member }
+
+// GossipResponse is the empty answer to a GossipRequest.
+type GossipResponse struct{}
+
+// ExchangeRequest is one member's half of a gossip round (Gossip.Exchange).
+type ExchangeRequest struct {
+	// From is the sender's advertised address.
+	From string
+	// Members are the sender's live members, itself included.
+	Members []Entry
+}
+
+// ExchangeResponse is the other half: the entries the callee holds newer
+// than the request's, or that the request lacked.
+type ExchangeResponse struct {
+	// From is the callee's advertised address, so that a caller learns who
+	// a seed address really is (possibly itself).
+	From    string
+	Members []Entry
+}
+
+// Entry is one member's row on the wire.
+type Entry struct {
+	Addr      string
+	Heartbeat int64
+	// Data is the member's application data, gob-encoded (see data.go).
+	Data []byte
+}
+
+// service is the receiver registered with net/rpc. Its exported methods are
+// exactly the RPCs.
+type service struct{ g *Gossip }
+
+// GetMembers serves Gossip.GetMembers.
+func (s *service) GetMembers(_ GetMembersRequest, resp *GetMembersResponse) error {
+	resp.Members = s.g.GetMembers()
+	return nil
+}
+
+// Gossip serves Gossip.Gossip.
+func (s *service) Gossip(req GossipRequest, _ *GossipResponse) error {
+	if len(req.Members) > s.g.cfg.MaxMembers {
+		return fmt.Errorf("gossip: %d members in one message, limit %d", len(req.Members), s.g.cfg.MaxMembers)
+	}
+	s.g.Receive(req.Members)
+	return nil
+}
+
+// Exchange serves Gossip.Exchange.
+func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
+	g := s.g
+	if len(req.Members) > g.cfg.MaxMembers {
+		return fmt.Errorf("gossip: %d members in one message, limit %d", len(req.Members), g.cfg.MaxMembers)
+	}
+	g.mu.Lock()
+	resp.From = g.addr
+	if req.From == g.addr {
+		g.mu.Unlock()
+		return nil // we dialled ourselves; the caller learns it from From
+	}
+	changed := g.mergeLocked(req.Members, g.clock.Now())
+	since := make(map[string]int64, len(req.Members))
+	for _, e := range req.Members {
+		since[e.Addr] = e.Heartbeat
+	}
+	resp.Members = g.table.wire(since)
+	g.mu.Unlock()
+	if changed {
+		g.notify()
+	}
+	return nil
+}
+
+// exchange runs one push-pull round with the member at addr and returns the
+// callee's advertised address.
+func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
+	g.mu.Lock()
+	req := ExchangeRequest{From: g.addr, Members: g.table.wire(nil)}
+	g.mu.Unlock()
+	var resp ExchangeResponse
+	if err := g.pool.call(ctx, addr, "Gossip.Exchange", req, &resp); err != nil {
+		g.log.WithField("peer", addr).WithError(err).Debug("gossip: exchange failed")
+		return "", err
+	}
+	g.mu.Lock()
+	if resp.From == g.addr {
+		g.aliases[addr] = true
+		g.mu.Unlock()
+		return resp.From, nil
+	}
+	changed := g.mergeLocked(resp.Members, g.clock.Now())
+	g.mu.Unlock()
+	if changed {
+		g.notify()
+	}
+	return resp.From, nil
+}
+
+// contact exchanges with a seed or dead member: a seed's name may resolve to
+// several addresses, each contacted. It records the outcome for the backoff.
+func (g *Gossip) contact(ctx context.Context, name string) {
+	addrs, err := g.resolve(ctx, name)
+	if err != nil {
+		g.log.WithField("seed", name).WithError(err).Debug("gossip: resolve failed")
+	}
+	ok := false
+	for _, addr := range addrs {
+		g.mu.Lock()
+		skip := addr == g.addr || g.aliases[addr]
+		g.mu.Unlock()
+		if skip {
+			continue
+		}
+		if _, err := g.exchange(ctx, addr); err == nil {
+			ok = true
+		}
+	}
+	g.retried(name, ok)
+}
+
+// resolve turns host:port into one host:port per address of host.
+func (g *Gossip) resolve(ctx context.Context, name string) ([]string, error) {
+	host, port, err := net.SplitHostPort(name)
+	if err != nil {
+		return nil, err
+	}
+	if net.ParseIP(host) != nil {
+		return []string{name}, nil
+	}
+	ips, err := g.resolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = net.JoinHostPort(ip, port)
+	}
+	return out, nil
+}
+
+// serve accepts connections until the listener is closed, serving each with
+// its own codec. Temporary accept errors are retried with backoff.
+func (g *Gossip) serve(ln net.Listener) {
+	defer g.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if g.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			g.log.WithError(err).Warnf("gossip: accept failed; retrying in %v", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-g.ctx.Done():
+				return
+			}
+		}
+		delay = 0
+		if !g.conns.add(conn, g.cfg.MaxInboundConns) {
+			g.log.WithField("peer", conn.RemoteAddr()).Debug("gossip: too many inbound connections; closing one")
+			conn.Close()
+			continue
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer g.conns.remove(conn)
+			g.server.ServeCodec(newServerCodec(g.ctx, conn, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String())))
+		}()
+	}
+}
+
+// ErrMessageTooLarge is the reason a connection that sent a gob message over
+// Config.MaxMessageSize was closed.
+var ErrMessageTooLarge = errors.New("gossip: message too large")
+
+// frameReader passes a gob stream through, checking the length that
+// prefixes each gob message against a limit before gob reads the message.
+type frameReader struct {
+	r    *bufio.Reader
+	max  uint64
+	left int // bytes of the current message, its length prefix included, not yet read
+}
+
+func newFrameReader(r io.Reader, max int) *frameReader {
+	return &frameReader{r: bufio.NewReader(r), max: uint64(max)}
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	if f.left == 0 {
+		// A gob message starts with its length: one byte below 0x80, or
+		// a byte holding minus the count of big-endian bytes that follow.
+		b, err := f.r.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		n, hdr := uint64(b[0]), 1
+		if b[0] >= 0x80 {
+			k := -int(int8(b[0]))
+			if k < 1 || k > 8 {
+				return 0, fmt.Errorf("gossip: malformed gob message length")
+			}
+			hdr += k
+			bs, err := f.r.Peek(hdr)
+			if err != nil {
+				return 0, err
+			}
+			n = 0
+			for _, c := range bs[1:] {
+				n = n<<8 | uint64(c)
+			}
+		}
+		if n > f.max {
+			return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, n, f.max)
+		}
+		f.left = hdr + int(n)
+	}
+	if len(p) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= n
+	return n, err
+}
+
+// serverCodec is net/rpc's gob server codec with deadlines, a message size
+// limit, and a bound on requests in flight per connection.
+type serverCodec struct {
+	conn    net.Conn
+	dec     *gob.Decoder
+	enc     *gob.Encoder
+	wbuf    *bufio.Writer
+	cfg     *Config
+	done    <-chan struct{}
+	log     logrus.FieldLogger
+	slots   chan struct{} // one per request being handled
+	started bool          // a request has been read
+	broken  bool          // the stream can no longer be trusted
+}
+
+// maxRequestsInFlight bounds the requests one connection has being handled.
+const maxRequestsInFlight = 8
+
+func newServerCodec(ctx context.Context, conn net.Conn, cfg *Config, log logrus.FieldLogger) *serverCodec {
+	wbuf := bufio.NewWriter(conn)
+	return &serverCodec{
+		conn: conn, cfg: cfg, done: ctx.Done(), log: log,
+		dec:   gob.NewDecoder(newFrameReader(conn, cfg.MaxMessageSize)),
+		enc:   gob.NewEncoder(wbuf),
+		wbuf:  wbuf,
+		slots: make(chan struct{}, maxRequestsInFlight),
+	}
+}
+
+func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
+	if c.broken {
+		return io.EOF
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.done:
+		return io.EOF
+	}
+	wait := c.cfg.IdleTimeout
+	if !c.started {
+		wait = c.cfg.RPCTimeout
+	}
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	if err := c.dec.Decode(r); err != nil {
+		<-c.slots
+		return c.fail("request header", err)
+	}
+	c.started = true
+	return nil
+}
+
+func (c *serverCodec) ReadRequestBody(body any) error {
+	c.conn.SetReadDeadline(time.Now().Add(c.cfg.RPCTimeout))
+	if err := c.dec.Decode(body); err != nil {
+		c.broken = true
+		return c.fail("request body", err)
+	}
+	return nil
+}
+
+// fail logs why the connection is being dropped and returns err.
+func (c *serverCodec) fail(what string, err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.As(err, &ne) && ne.Timeout():
+		c.log.WithError(err).Debugf("gossip: connection timed out reading %s; closing it", what)
+	default:
+		c.log.WithError(err).Warnf("gossip: bad %s; closing the connection", what)
+	}
+	return err
+}
+
+func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
+	defer func() { <-c.slots }()
+	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.RPCTimeout))
+	err := c.enc.Encode(r)
+	if err == nil {
+		err = c.enc.Encode(body)
+	}
+	if err == nil {
+		err = c.wbuf.Flush()
+	}
+	if err != nil {
+		c.log.WithError(err).Debug("gossip: writing response failed; closing the connection")
+		c.conn.Close()
+	}
+	return err
+}
+
+func (c *serverCodec) Close() error { return c.conn.Close() }
+
+// clientCodec is net/rpc's gob client codec with write deadlines and a
+// message size limit. Calls are timed out by clientPool.call.
+type clientCodec struct {
+	conn    net.Conn
+	dec     *gob.Decoder
+	enc     *gob.Encoder
+	wbuf    *bufio.Writer
+	timeout time.Duration
+}
+
+func newClientCodec(conn net.Conn, cfg *Config) *clientCodec {
+	wbuf := bufio.NewWriter(conn)
+	return &clientCodec{
+		conn: conn, timeout: cfg.RPCTimeout, wbuf: wbuf,
+		dec: gob.NewDecoder(newFrameReader(conn, cfg.MaxMessageSize)),
+		enc: gob.NewEncoder(wbuf),
+	}
+}
+
+func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
+	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	if err := c.enc.Encode(r); err != nil {
+		return err
+	}
+	if err := c.enc.Encode(body); err != nil {
+		return err
+	}
+	return c.wbuf.Flush()
+}
+
+func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error { return c.dec.Decode(r) }
+func (c *clientCodec) ReadResponseBody(body any) error          { return c.dec.Decode(body) }
+func (c *clientCodec) Close() error                             { return c.conn.Close() }
+
+// clientPool keeps one net/rpc client per peer, reused across rounds, and
+// closes those idle for half the idle timeout.
+type clientPool struct {
+	transport Transport
+	cfg       *Config
+	clock     Clock
+
+	mu      sync.Mutex // protects clients and closed
+	clients map[string]*pooled
+	closed  bool
+}
+
+type pooled struct {
+	c    *rpc.Client
+	used time.Time
+}
+
+func newClientPool(t Transport, cfg *Config, clock Clock) *clientPool {
+	return &clientPool{transport: t, cfg: cfg, clock: clock, clients: make(map[string]*pooled)}
+}
+
+// call makes one RPC to addr, bounded by ctx. A pooled connection that turns
+// out to be dead is replaced and the call tried once more.
+func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any) error {
+	for attempt := 0; ; attempt++ {
+		c, reused, err := p.get(ctx, addr)
+		if err != nil {
+			return err
+		}
+		call := c.Go(method, args, reply, make(chan *rpc.Call, 1))
+		select {
+		case <-call.Done:
+			err = call.Error
+		case <-ctx.Done():
+			p.drop(addr, c)
+			return fmt.Errorf("gossip: %s to %s: %w", method, addr, ctx.Err())
+		}
+		var serverErr rpc.ServerError
+		if err == nil || errors.As(err, &serverErr) {
+			return err
+		}
+		p.drop(addr, c)
+		if !reused || attempt > 0 {
+			return fmt.Errorf("gossip: %s to %s: %w", method, addr, err)
+		}
+	}
+}
+
+// get returns the pooled client for addr, dialling one if there is none.
+func (p *clientPool) get(ctx context.Context, addr string) (c *rpc.Client, reused bool, err error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	if pc := p.clients[addr]; pc != nil {
+		pc.used = p.clock.Now()
+		p.mu.Unlock()
+		return pc.c, true, nil
+	}
+	p.mu.Unlock()
+	conn, err := p.transport.Dial(ctx, addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
+	}
+	c = rpc.NewClientWithCodec(newClientCodec(conn, p.cfg))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return nil, false, ErrClosed
+	}
+	if pc := p.clients[addr]; pc != nil { // another round dialled meanwhile
+		c.Close()
+		return pc.c, true, nil
+	}
+	p.clients[addr] = &pooled{c: c, used: p.clock.Now()}
+	return c, false, nil
+}
+
+// drop closes c and forgets it, if it is still addr's client.
+func (p *clientPool) drop(addr string, c *rpc.Client) {
+	p.mu.Lock()
+	if pc := p.clients[addr]; pc != nil && pc.c == c {
+		delete(p.clients, addr)
+	}
+	p.mu.Unlock()
+	c.Close()
+}
+
+// closeIdle closes the clients unused for half the idle timeout, before the
+// peer's side times them out.
+func (p *clientPool) closeIdle() {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, pc := range p.clients {
+		if now.Sub(pc.used) > p.cfg.IdleTimeout/2 {
+			pc.c.Close()
+			delete(p.clients, addr)
+		}
+	}
+}
+
+// close closes every client and refuses new ones.
+func (p *clientPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for addr, pc := range p.clients {
+		pc.c.Close()
+		delete(p.clients, addr)
+	}
+}
