@@ -218,20 +218,27 @@ func (g *Gossip) Start() error {
 		ln.Close()
 		return fmt.Errorf("gossip: register rpc service: %w", err)
 	}
-	g.ln, g.addr, g.state = ln, addr, stateRunning
-	g.log = g.log.WithField("member", addr)
+	g.ln = ln
 	g.pool = newClientPool(g.transport, &g.cfg, g.clock)
-	self := g.table.self
-	self.addr = addr
-	self.heartbeat = g.clock.Now().UnixMicro()
-	self.lastRise = g.clock.Now()
-	g.table.members[addr] = self
+	g.becomeLocked(addr)
 
 	g.wg.Add(2)
 	go g.serve(ln)
 	go g.loop()
 	g.log.WithFields(logrus.Fields{"seeds": g.cfg.Seeds, "interval": g.cfg.GossipInterval}).Info("gossip member started")
 	return nil
+}
+
+// becomeLocked makes this member the running member at addr. Its heartbeat
+// starts at the clock in microseconds, above any heartbeat an earlier member
+// at the same address can have reached (it counts one per round).
+func (g *Gossip) becomeLocked(addr string) {
+	now := g.clock.Now()
+	g.addr, g.state = addr, stateRunning
+	g.log = g.log.WithField("member", addr)
+	self := g.table.self
+	self.addr, self.heartbeat, self.lastRise = addr, now.UnixMicro(), now
+	g.table.members[addr] = self
 }
 
 // Run starts the member and returns only after Close. If the member cannot

@@ -1,0 +1,201 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeClock is a Clock that moves only when told to.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var _ Clock = (*fakeClock)(nil)
+
+// quietLogger discards logs unless the test runs with -v, where debug logs
+// help diagnose a failure.
+func quietLogger(t *testing.T) logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	if testing.Verbose() {
+		l.SetOutput(testWriter{t})
+		l.SetLevel(logrus.DebugLevel)
+	}
+	return l
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// testConfig is a Config for a member on a free loopback port with a short
+// gossip interval.
+func testConfig(t *testing.T, seeds ...string) Config {
+	return Config{
+		Addr:           "127.0.0.1:0",
+		Seeds:          seeds,
+		GossipInterval: 20 * time.Millisecond,
+		RPCTimeout:     time.Second,
+		Logger:         quietLogger(t),
+	}
+}
+
+// startMember starts a member and closes it when the test ends.
+func startMember(t *testing.T, cfg Config) *Gossip {
+	t.Helper()
+	g, err := NewWithConfig(cfg)
+	require.NoError(t, err)
+	require.NoError(t, g.Start())
+	t.Cleanup(g.Close)
+	return g
+}
+
+// startCluster starts n members; members 1..n-1 join through member 0.
+// tweak, if not nil, adjusts each member's Config.
+func startCluster(t *testing.T, n int, tweak func(i int, c *Config)) []*Gossip {
+	t.Helper()
+	var gs []*Gossip
+	for i := 0; i < n; i++ {
+		var cfg Config
+		if i == 0 {
+			cfg = testConfig(t)
+		} else {
+			cfg = testConfig(t, gs[0].Addr())
+		}
+		if tweak != nil {
+			tweak(i, &cfg)
+		}
+		gs = append(gs, startMember(t, cfg))
+	}
+	return gs
+}
+
+// addrs returns the addresses of members, sorted.
+func addrs(ms []Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Addr
+	}
+	sort.Strings(out)
+	return out
+}
+
+func addrsOf(gs ...*Gossip) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.Addr()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// requireView waits until every member in observers sees exactly want.
+func requireView(t *testing.T, observers []*Gossip, want []string, within time.Duration, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, g := range observers {
+			got := addrs(g.GetMembers())
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return false
+			}
+		}
+		return true
+	}, within, 10*time.Millisecond, "%s: want every observer to see %v", msg, want)
+}
+
+// partitionNet is a TCP transport that can cut links between members. Each
+// member gets its own view of it (member), so that dials know their source.
+type partitionNet struct {
+	mu    sync.Mutex
+	side  map[string]int // member address -> side; members on different sides are cut off
+	cut   bool
+	conns map[net.Conn][2]string
+}
+
+func newPartitionNet() *partitionNet {
+	return &partitionNet{side: map[string]int{}, conns: map[net.Conn][2]string{}}
+}
+
+// member returns the transport for the member that will listen on addr.
+func (p *partitionNet) member(self *string) Transport { return &partitionView{p, self} }
+
+// split puts members on sides and cuts every link across them, closing the
+// connections that cross.
+func (p *partitionNet) split(sides map[string]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.side, p.cut = sides, true
+	for c, ends := range p.conns {
+		if p.side[ends[0]] != p.side[ends[1]] {
+			c.Close()
+			delete(p.conns, c)
+		}
+	}
+}
+
+func (p *partitionNet) heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+type partitionView struct {
+	p    *partitionNet
+	self *string // the member's address, known once it listens
+}
+
+func (v *partitionView) Listen(addr string) (net.Listener, error) {
+	ln, err := TCPTransport{}.Listen(addr)
+	if err == nil {
+		*v.self = ln.Addr().String()
+	}
+	return ln, err
+}
+
+func (v *partitionView) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	p := v.p
+	p.mu.Lock()
+	blocked := p.cut && p.side[*v.self] != p.side[addr]
+	p.mu.Unlock()
+	if blocked {
+		return nil, fmt.Errorf("partitioned from %s", addr)
+	}
+	c, err := TCPTransport{}.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.conns[c] = [2]string{*v.self, addr}
+	p.mu.Unlock()
+	return c, nil
+}
+
+var _ Transport = (*partitionView)(nil)
