@@ -21,8 +21,10 @@ import (
 // comes back as a RawData.
 //
 // gob needs every concrete type carried in an interface registered, with
-// gob.Register, in each process that encodes or decodes it; Go's basic types
-// (strings, numbers, []byte, and slices of them) are registered already.
+// gob.Register, in each process that encodes or decodes it. Go's basic types
+// (strings, numbers, []byte, and slices of them) are registered already, and
+// this package registers map[string]string, map[string]interface{} and
+// []interface{}, so that simple key-value data needs no registration.
 
 // ErrDataTooLarge is returned by UpdateData for data whose encoding exceeds
 // Config.MaxDataSize.
@@ -46,6 +48,9 @@ func (r RawData) String() string {
 
 func init() {
 	gob.RegisterName("gossip.RawData", RawData{})
+	gob.Register(map[string]string{})
+	gob.Register(map[string]interface{}{})
+	gob.Register([]interface{}{})
 }
 
 // envelope is what data is encoded as: an interface, so that its type travels.

@@ -89,6 +89,7 @@ func TestNewRejectsBadData(t *testing.T) {
 	_, err := NewWithConfig(Config{Addr: "127.0.0.1:0", Data: unregisteredThing{}})
 	require.Error(t, err)
 	g := New("127.0.0.1:0", unregisteredThing{}, nil)
+	g.log = quietLogger(t)
 	done := make(chan struct{})
 	go func() { g.Run(); close(done) }()
 	<-done // Run returns at once with the error logged

@@ -263,7 +263,10 @@ func (g *Gossip) RunContext(ctx context.Context) error {
 	}
 	select {
 	case <-ctx.Done():
-		return multierror.Append(ctx.Err(), g.Stop()).ErrorOrNil()
+		if err := g.Stop(); err != nil {
+			return multierror.Append(ctx.Err(), err)
+		}
+		return ctx.Err()
 	case <-g.ctx.Done():
 		<-g.done
 		return ErrClosed

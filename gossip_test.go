@@ -1,0 +1,392 @@
+package gossip
+
+import (
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// endpoint is application data of a type registered with gob, as a user's
+// service descriptor would be.
+type endpoint struct {
+	Service string
+	URL     string
+	Tags    map[string]string
+}
+
+func init() { gob.Register(endpoint{}) }
+
+// converge is a generous bound for a small test cluster to converge: a few
+// hundred gossip rounds of testConfig's interval.
+const converge = 20 * time.Second
+
+func TestClusterConvergesAndSharesData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("16 members: not in -short")
+	}
+	const n = 16
+	gs := startCluster(t, n, func(i int, c *Config) {
+		c.Data = endpoint{Service: "web", URL: fmt.Sprintf("http://10.0.0.%d:80", i), Tags: map[string]string{"i": fmt.Sprint(i)}}
+	})
+	want := addrsOf(gs...)
+	requireView(t, gs, want, converge, "16 members converge")
+
+	// Every member sees every member's data, decoded to the registered type.
+	for _, g := range gs {
+		ms := g.GetMembers()
+		byAddr := map[string]Member{}
+		for _, m := range ms {
+			byAddr[m.Addr] = m
+		}
+		for i, o := range gs {
+			ep, ok := byAddr[o.Addr()].Data.(endpoint)
+			require.True(t, ok, "data of %s as seen by %s: %#v", o.Addr(), g.Addr(), byAddr[o.Addr()].Data)
+			assert.Equal(t, fmt.Sprintf("http://10.0.0.%d:80", i), ep.URL)
+		}
+	}
+
+	// A data change reaches everyone.
+	changed := endpoint{Service: "web", URL: "http://10.0.0.99:80"}
+	require.NoError(t, gs[5].UpdateData(changed))
+	require.Eventually(t, func() bool {
+		for _, g := range gs {
+			if dataOf(g, gs[5].Addr()) != any(changed.URL) {
+				return false
+			}
+		}
+		return true
+	}, converge, 10*time.Millisecond, "every member sees the new data")
+}
+
+// dataOf returns the URL of addr's endpoint data as g sees it, or nil.
+func dataOf(g *Gossip, addr string) any {
+	for _, m := range g.GetMembers() {
+		if ep, ok := m.Data.(endpoint); ok && m.Addr == addr {
+			return ep.URL
+		}
+	}
+	return nil
+}
+
+func TestClosedMemberIsDroppedWithinFailureTime(t *testing.T) {
+	gs := startCluster(t, 6, nil)
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+
+	victim, rest := gs[3], append(append([]*Gossip{}, gs[:3]...), gs[4:]...)
+	tfail := rest[0].FailureTime()
+	closed := time.Now()
+	victim.Close()
+	// The last heartbeat left the victim just before Close; each survivor
+	// drops it FailureTime after it last saw the heartbeat rise, checking
+	// once a round. Bound it generously for noisy machines.
+	bound := 3*tfail + 2*time.Second
+	requireView(t, rest, addrsOf(rest...), bound, "closed member dropped")
+	t.Logf("closed member dropped by all %d survivors after %v (FailureTime %v)", len(rest), time.Since(closed), tfail)
+}
+
+func TestFailureTimeGrowsWithObservedSize(t *testing.T) {
+	gs := startCluster(t, 5, nil)
+	alone := time.Duration(Nfailures) * gs[0].cfg.GossipInterval
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+	// S(1) = 1 round, S(5) = 4 rounds.
+	assert.Eventually(t, func() bool { return gs[0].FailureTime() == 4*alone }, converge, time.Millisecond)
+}
+
+func TestRestartAtSameAddressIsSeenAtOnce(t *testing.T) {
+	for _, waitDead := range []bool{false, true} {
+		t.Run(fmt.Sprintf("declared-dead=%v", waitDead), func(t *testing.T) {
+			gs := startCluster(t, 4, func(i int, c *Config) { c.Data = fmt.Sprintf("life 1 of %d", i) })
+			requireView(t, gs, addrsOf(gs...), converge, "converge")
+			old, rest := gs[3], gs[:3]
+			addr := old.Addr()
+			old.Close()
+			if waitDead {
+				requireView(t, rest, addrsOf(rest...), converge, "dropped")
+			}
+
+			cfg := testConfig(t, gs[0].Addr())
+			cfg.Addr, cfg.Data = addr, "life 2"
+			reborn := startMember(t, cfg)
+			start := time.Now()
+			require.Eventually(t, func() bool {
+				for _, g := range append(rest, reborn) {
+					found := false
+					for _, m := range g.GetMembers() {
+						found = found || m.Addr == addr && m.Data == "life 2"
+					}
+					if !found || len(g.GetMembers()) != 4 {
+						return false
+					}
+				}
+				return true
+			}, converge, 10*time.Millisecond, "restarted member seen with its new data")
+			t.Logf("restarted member seen by all after %v (FailureTime %v)", time.Since(start), rest[0].FailureTime())
+		})
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func TestAloneMemberJoinsSeedThatAppearsLater(t *testing.T) {
+	seed := freeAddr(t)
+	a := startMember(t, testConfig(t, seed))
+
+	// a runs alone and keeps trying the seed.
+	require.Eventually(t, func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		r := a.retry[seed]
+		return r != nil && r.delay >= 4*a.cfg.GossipInterval
+	}, converge, 10*time.Millisecond, "seed retried with backoff")
+	assert.Equal(t, []string{a.Addr()}, addrs(a.GetMembers()))
+
+	cfg := testConfig(t)
+	cfg.Addr = seed
+	b := startMember(t, cfg)
+	requireView(t, []*Gossip{a, b}, addrsOf(a, b), converge, "joined the late seed")
+}
+
+// fakeResolver resolves every name to fixed addresses and counts lookups.
+type fakeResolver struct {
+	ips     []string
+	lookups atomic.Int32
+}
+
+func (r *fakeResolver) LookupHost(ctx context.Context, host string) ([]string, error) {
+	r.lookups.Add(1)
+	if host != "seeds.cluster.test" {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return r.ips, nil
+}
+
+func TestDNSSeedCountsAsSeveralSeeds(t *testing.T) {
+	// Two members that do not know each other, on one port of two loopback
+	// addresses, both behind one name.
+	first := startMember(t, testConfig(t))
+	_, port, err := net.SplitHostPort(first.Addr())
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Addr = net.JoinHostPort("127.0.0.2", port)
+	second, err := NewWithConfig(cfg)
+	require.NoError(t, err)
+	if err := second.Start(); err != nil {
+		t.Skipf("cannot listen on 127.0.0.2:%s: %v", port, err)
+	}
+	t.Cleanup(second.Close)
+
+	res := &fakeResolver{ips: []string{"127.0.0.1", "127.0.0.2"}}
+	cfg = testConfig(t, net.JoinHostPort("seeds.cluster.test", port))
+	cfg.Resolver = res
+	joiner := startMember(t, cfg)
+
+	all := []*Gossip{first, second, joiner}
+	requireView(t, all, addrsOf(all...), converge, "joined through both addresses of the name")
+	assert.Positive(t, res.lookups.Load())
+}
+
+func TestPartitionedClusterRemergesAfterForgetting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the cleanup time: not in -short")
+	}
+	pn := newPartitionNet()
+	const n = 6
+	self := make([]string, n)
+	gs := startCluster(t, n, func(i int, c *Config) { c.Transport = pn.member(&self[i]) })
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+
+	left, right := gs[:3], gs[3:]
+	sides := map[string]int{}
+	for _, g := range right {
+		sides[g.Addr()] = 1
+	}
+	pn.split(sides)
+	requireView(t, left, addrsOf(left...), converge, "left side alone")
+	requireView(t, right, addrsOf(right...), converge, "right side alone")
+
+	// Wait until each side has forgotten the other: nothing in any table
+	// remembers a member across the cut.
+	require.Eventually(t, func() bool {
+		for _, g := range gs {
+			for _, o := range gs {
+				if sides[g.Addr()] != sides[o.Addr()] && g.entryOf(o.Addr()) != nil {
+					return false
+				}
+			}
+		}
+		return true
+	}, converge, 10*time.Millisecond, "the sides forget each other")
+
+	pn.heal()
+	healed := time.Now()
+	requireView(t, gs, addrsOf(gs...), converge, "re-merged after healing")
+	t.Logf("re-merged %v after healing", time.Since(healed))
+}
+
+func TestCSignalsChanges(t *testing.T) {
+	gs := startCluster(t, 2, nil)
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+	a, b := gs[0], gs[1]
+	drain(a.C)
+	require.NoError(t, b.UpdateData("new"))
+	select {
+	case <-a.C:
+	case <-time.After(converge):
+		t.Fatal("no signal on C for a data change")
+	}
+	assert.Eventually(t, func() bool { return dataString(a, b.Addr()) == "new" }, converge, 10*time.Millisecond)
+
+	// Nobody reads b's C: b goes on gossiping regardless.
+	for i := 0; i < 5; i++ {
+		require.NoError(t, a.UpdateData(fmt.Sprint(i)))
+		require.Eventually(t, func() bool { return dataString(b, a.Addr()) == fmt.Sprint(i) }, converge, 5*time.Millisecond)
+	}
+}
+
+func dataString(g *Gossip, addr string) string {
+	for _, m := range g.GetMembers() {
+		if m.Addr == addr {
+			s, _ := m.Data.(string)
+			return s
+		}
+	}
+	return ""
+}
+
+func TestRunReturnsAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g := New("127.0.0.1:0", "data", nil)
+	g.log = quietLogger(t)
+	g.Tgossip = 10 * time.Millisecond
+	g.Trpc = 100 * time.Millisecond
+	returned := make(chan struct{})
+	go func() {
+		g.Run()
+		close(returned)
+	}()
+	require.Eventually(t, func() bool { return g.Addr() != "127.0.0.1:0" }, converge, time.Millisecond)
+	assert.Equal(t, 10*time.Millisecond, g.cfg.GossipInterval, "Tgossip changed between New and Run is used")
+	g.Close()
+	g.Close() // twice is safe
+	select {
+	case <-returned:
+	case <-time.After(converge):
+		t.Fatal("Run did not return after Close")
+	}
+	assert.ErrorIs(t, g.Start(), ErrClosed)
+}
+
+func TestRunWithBadAddressReturns(t *testing.T) {
+	taken := startMember(t, testConfig(t))
+	g := New(taken.Addr(), nil, nil)
+	g.log = quietLogger(t)
+	done := make(chan struct{})
+	go func() {
+		g.Run() // logs the bind error
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(converge):
+		t.Fatal("Run blocked on an address it could not bind")
+	}
+	err := newOrStart(t, Config{Addr: taken.Addr()})
+	assert.ErrorContains(t, err, "listen on "+taken.Addr())
+	g.Close()
+}
+
+// newOrStart returns the error of creating or starting a member with cfg.
+func newOrStart(t *testing.T, cfg Config) error {
+	cfg.Logger = quietLogger(t)
+	g, err := NewWithConfig(cfg)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	return g.Start()
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "Addr is required"},
+		{Config{Addr: "nope"}, "missing port"},
+		{Config{Addr: "127.0.0.1:0", Seeds: []string{"x"}}, `seed "x"`},
+		{Config{Addr: "127.0.0.1:0", Nfailures: -1}, "Nfailures"},
+		{Config{Addr: "127.0.0.1:0", MaxDataSize: 10, MaxMessageSize: 5}, "exceeds MaxMessageSize"},
+		{Config{Addr: "127.0.0.1:0", Data: make(chan int)}, "encode data"},
+	} {
+		err := newOrStart(t, tc.cfg)
+		assert.ErrorContains(t, err, tc.want, "%+v", tc.cfg)
+	}
+	g, err := NewWithConfig(Config{Addr: "127.0.0.1:0", Logger: quietLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, g.Start())
+	assert.ErrorIs(t, g.Start(), ErrStarted)
+	g.Close()
+}
+
+func TestRunContextStopsOnCancel(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g, err := NewWithConfig(testConfig(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- g.RunContext(ctx) }()
+	require.Eventually(t, func() bool { return g.Addr() != "127.0.0.1:0" }, converge, time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		assert.True(t, errors.Is(err, context.Canceled), "%v", err)
+	case <-time.After(converge):
+		t.Fatal("RunContext did not return")
+	}
+	<-g.Done()
+}
+
+func TestCloseLeaksNothing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var gs []*Gossip
+	for i := 0; i < 4; i++ {
+		cfg := testConfig(t)
+		if i > 0 {
+			cfg.Seeds = []string{gs[0].Addr(), freeAddr(t)} // one seed never answers
+		}
+		g, err := NewWithConfig(cfg)
+		require.NoError(t, err)
+		require.NoError(t, g.Start())
+		gs = append(gs, g)
+	}
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+	// A client that connects and stays, and a plain RPC client.
+	idle, err := net.Dial("tcp", gs[0].Addr())
+	require.NoError(t, err)
+	defer idle.Close()
+	require.Eventually(t, func() bool { return gs[0].conns.len() >= 2 }, converge, time.Millisecond)
+
+	for _, g := range gs {
+		require.NoError(t, g.Stop())
+		assert.Equal(t, 0, g.conns.len())
+	}
+	_, err = idle.Read(make([]byte, 1))
+	assert.Error(t, err, "inbound connection closed by Close")
+}
