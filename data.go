@@ -139,12 +139,16 @@ func (g *Gossip) UpdateData(data interface{}) error {
 	}
 	changed := !bytes.Equal(self.data, b)
 	self.data = b
-	// The data travels with the heartbeat: count one up so that every
+	// Count the heartbeat up and version the data with it, so that every
 	// member takes the new data.
 	self.heartbeat++
+	self.version = self.heartbeat
+	if changed && self.addr != "" {
+		g.rumorLocked(self.addr)
+	}
 	g.mu.Unlock()
 	if changed {
-		g.notify()
+		g.changed()
 	}
 	return nil
 }

@@ -18,7 +18,15 @@ import (
 // everyone (Pittel 1987), push-pull log3(n) + O(log log n) (Karp, Schindelhauer,
 // Shenker and Vöcking, "Randomized Rumor Spreading", FOCS 2000), and pull is
 // what finds the last few members that no push happens to hit. A larger
-// fan-out would only multiply the traffic: the table is sent whole.
+// fan-out would only multiply the traffic: every heartbeat changes every
+// round, so each exchange carries O(n) entries. The request is a digest
+// (address, heartbeat, data version); data travels only to a peer whose
+// version is older, so a steady cluster sends heartbeats only.
+//
+// Changes do not wait for the next round: a member that learns of a new
+// member, a returning one or new data sends just those entries, at once, to
+// rumorFanout peers, which do the same (see gossip.go). Failure detection
+// rests on the periodic exchange alone; rumors only speed up joins and data.
 //
 // # Spread time S(n)
 //

@@ -33,7 +33,7 @@ func TestFailureTimeScalesWithObservedClusterSize(t *testing.T) {
 	g := newUnitMember(t, newFakeClock())
 	assert.Equal(t, 3*time.Second, g.FailureTime(), "alone")
 	for i := 0; i < 31; i++ {
-		g.mergeAt(Entry{Addr: "10.0.1." + string(rune('a'+i)) + ":1", Heartbeat: 1})
+		g.mergeAt(Entry{Addr: "10.0.1." + string(rune('a'+i)) + ":1", Heartbeat: 1, WithData: true})
 	}
 	assert.Equal(t, 18*time.Second, g.FailureTime(), "32 members")
 }

@@ -110,6 +110,7 @@ type Gossip struct {
 	once   sync.Once
 	stop   error
 	sem    chan struct{} // bounds outgoing exchanges in flight
+	spread chan struct{} // signalled when there are rumors to spread
 
 	server *rpc.Server
 	pool   *clientPool
@@ -123,6 +124,7 @@ type Gossip struct {
 	rng     *rand.Rand
 	retry   map[string]*retryState // seed names and dead addresses being retried
 	aliases map[string]bool        // addresses found to reach this member
+	rumors  map[string]bool        // members newly joined, back or with new data, to spread at once
 }
 
 const (
@@ -155,6 +157,8 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 		resolver:  cfg.Resolver,
 		done:      make(chan struct{}),
 		sem:       make(chan struct{}, maxExchangesInFlight),
+		spread:    make(chan struct{}, 1),
+		rumors:    make(map[string]bool),
 		retry:     make(map[string]*retryState),
 		aliases:   make(map[string]bool),
 		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -238,6 +242,7 @@ func (g *Gossip) becomeLocked(addr string) {
 	g.log = g.log.WithField("member", addr)
 	self := g.table.self
 	self.addr, self.heartbeat, self.lastRise = addr, now.UnixMicro(), now
+	self.version = self.heartbeat
 	g.table.members[addr] = self
 }
 
@@ -328,12 +333,24 @@ func (g *Gossip) Stop() error {
 }
 
 // loop runs one gossip round every interval, with a little jitter so that
-// members started together do not gossip in lockstep.
+// members started together do not gossip in lockstep. Between rounds it
+// spreads rumors as they come, with a short gap between spreads.
 func (g *Gossip) loop() {
 	defer g.wg.Done()
 	interval := g.cfg.GossipInterval
+	gap := min(interval/rumorGapDivisor, maxRumorGap)
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var (
+		nextSpread time.Time
+		held       *time.Timer // a spread waiting for the gap, if any
+		heldC      <-chan time.Time
+	)
+	defer func() {
+		if held != nil {
+			held.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-g.ctx.Done():
@@ -344,7 +361,78 @@ func (g *Gossip) loop() {
 			jitter := time.Duration(g.rng.Int64N(int64(interval)/5 + 1))
 			g.mu.Unlock()
 			t.Reset(interval - interval/10 + jitter)
+		case <-g.spread:
+			if wait := time.Until(nextSpread); wait > 0 {
+				if held == nil {
+					held = time.NewTimer(wait)
+					heldC = held.C
+				}
+				continue
+			}
+			g.spreadRumors()
+			nextSpread = time.Now().Add(gap)
+		case <-heldC:
+			held, heldC = nil, nil
+			g.spreadRumors()
+			nextSpread = time.Now().Add(gap)
 		}
+	}
+}
+
+// Rumor spreading. On top of the periodic exchange (anti-entropy), a member
+// that learns of a new member, a member back from the dead or new data sends
+// just those entries at once to rumorFanout random peers. Each member that
+// learns something from them does the same, once, so a change reaches most
+// members in a few round trips rather than in log(n) rounds; the periodic
+// exchange brings it to the rest. A rumor message holds only the changed
+// entries, so the cost of a change is O(n) messages of O(1) entries.
+const (
+	rumorFanout = 4
+	// The least time between two spreads from one member is
+	// GossipInterval/rumorGapDivisor, at most maxRumorGap; rumors arriving
+	// meanwhile go together.
+	rumorGapDivisor = 10
+	maxRumorGap     = 50 * time.Millisecond
+)
+
+// rumorLocked records that the entry of addr is news to spread.
+func (g *Gossip) rumorLocked(addr string) {
+	if len(g.rumors) < g.cfg.MaxMembers {
+		g.rumors[addr] = true
+	}
+}
+
+// changed signals C and asks the loop to spread the rumors.
+func (g *Gossip) changed() {
+	g.notify()
+	select {
+	case g.spread <- struct{}{}:
+	default:
+	}
+}
+
+// spreadRumors sends the pending rumors to rumorFanout random live peers.
+func (g *Gossip) spreadRumors() {
+	g.mu.Lock()
+	if g.state != stateRunning || len(g.rumors) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	names := make([]string, 0, len(g.rumors))
+	for addr := range g.rumors {
+		names = append(names, addr)
+		delete(g.rumors, addr)
+	}
+	req := ExchangeRequest{From: g.addr, Partial: true, Members: g.table.withData(names, g.cfg.MaxMembers)}
+	peers := g.table.livePeers()
+	g.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	g.mu.Unlock()
+	if len(req.Members) == 0 {
+		return
+	}
+	g.log.WithFields(logrus.Fields{"rumors": len(names), "peers": min(rumorFanout, len(peers))}).Debug("gossip: spreading rumors")
+	for _, p := range peers[:min(rumorFanout, len(peers))] {
+		g.goExchange(func(ctx context.Context) { g.exchangeWith(ctx, p, req) })
 	}
 }
 

@@ -390,3 +390,30 @@ func TestCloseLeaksNothing(t *testing.T) {
 	_, err = idle.Read(make([]byte, 1))
 	assert.Error(t, err, "inbound connection closed by Close")
 }
+
+func TestRumorsSpreadWithoutWaitingForARound(t *testing.T) {
+	// With an hour between rounds, only each member's first round (its
+	// join) and the rumors can carry anything. With no more peers than
+	// rumorFanout, a rumor reaches every member the spreader knows.
+	slow := func(c Config, i int) Config {
+		c.GossipInterval = time.Hour
+		c.Data = fmt.Sprint("v0 of ", i)
+		return c
+	}
+	gs := []*Gossip{startMember(t, slow(testConfig(t), 0))}
+	for i := 1; i <= rumorFanout; i++ {
+		// Each joiner learns the cluster from the seed's answer, and the
+		// others learn of it from the seed's rumor.
+		gs = append(gs, startMember(t, slow(testConfig(t, gs[0].Addr()), i)))
+		requireView(t, gs, addrsOf(gs...), converge, "a join spreads as a rumor")
+	}
+	require.NoError(t, gs[2].UpdateData("v1"))
+	require.Eventually(t, func() bool {
+		for _, g := range gs {
+			if dataString(g, gs[2].Addr()) != "v1" {
+				return false
+			}
+		}
+		return true
+	}, converge, 5*time.Millisecond, "a data change spreads as a rumor")
+}

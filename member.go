@@ -40,6 +40,7 @@ func (m *Member) String() string {
 type entry struct {
 	addr      string
 	heartbeat int64
+	version   int64     // the heartbeat at which data was set (see Entry.Version)
 	data      []byte    // gob-encoded application data; never modified in place
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
@@ -75,30 +76,66 @@ func (t *table) liveCount() int {
 	return n
 }
 
-// wire returns the live entries for a gossip message. If since is non-nil,
-// only the entries newer than the heartbeat it gives for them are included:
-// the peer that sent since has the rest.
-func (t *table) wire(since map[string]int64) []Entry {
+// digest returns the live entries without their data: the first half of
+// an exchange.
+func (t *table) digest() []Entry {
 	out := make([]Entry, 0, len(t.members))
 	for addr, e := range t.members {
-		if !e.alive {
-			continue
+		if e.alive {
+			out = append(out, Entry{Addr: addr, Heartbeat: e.heartbeat, Version: e.version})
 		}
-		if hb, ok := since[addr]; ok && hb >= e.heartbeat {
-			continue
-		}
-		out = append(out, Entry{Addr: addr, Heartbeat: e.heartbeat, Data: e.data})
 	}
 	return out
 }
 
-// mergeLocked merges a remote update into the table at local time now and
-// reports whether the live set or any data changed. For each member it keeps
-// the higher heartbeat and the data that came with it, and notes when the
-// heartbeat rose. A member remembered as dead comes back only if its
-// heartbeat is beyond what it could have reached before it was declared dead
-// (see reviveMargin): stale gossip cannot bring it back, a restart can.
-func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool) {
+// newerThan returns the live entries that are newer than those of the
+// digest d, or (unless partial) missing from it, with data where d's version
+// is older.
+func (t *table) newerThan(d []Entry, partial bool) []Entry {
+	theirs := make(map[string]Entry, len(d))
+	for _, u := range d {
+		theirs[u.Addr] = u
+	}
+	var out []Entry
+	for addr, e := range t.members {
+		if !e.alive {
+			continue
+		}
+		u, ok := theirs[addr]
+		if ok && u.Heartbeat >= e.heartbeat && u.Version >= e.version || !ok && partial {
+			continue
+		}
+		w := Entry{Addr: addr, Heartbeat: e.heartbeat, Version: e.version}
+		if !ok || u.Version < e.version {
+			w.WithData, w.Data = true, e.data
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// withData returns the live entries named, data included, at most max.
+func (t *table) withData(names []string, max int) []Entry {
+	var out []Entry
+	for _, addr := range names {
+		if e := t.members[addr]; e != nil && e.alive && len(out) < max {
+			out = append(out, Entry{Addr: addr, Heartbeat: e.heartbeat, Version: e.version, WithData: true, Data: e.data})
+		}
+	}
+	return out
+}
+
+// mergeLocked merges a remote update into the table at local time now. It
+// reports whether the live set or any data changed, and which members the
+// update showed newer data for without carrying it (want).
+//
+// A member's heartbeat and its data are merged separately, each keeping the
+// newer: the higher heartbeat, noting when it rose, and the data of the
+// higher version. A member is added only with its data. A member remembered
+// as dead comes back only if its heartbeat is beyond what it could have
+// reached before it was declared dead (see reviveMargin): stale gossip cannot
+// bring it back, a restart can.
+func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want []string) {
 	t := &g.table
 	for _, u := range update {
 		if reason := g.checkEntry(u); reason != "" {
@@ -108,38 +145,57 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool) {
 		if u.Addr == g.addr || g.aliases[u.Addr] {
 			// Gossip about ourselves. If it counts higher than we do (an
 			// earlier life of ours with a clock ahead of ours), count on from
-			// there so that our heartbeats are not ignored.
-			if u.Heartbeat >= t.self.heartbeat {
-				t.self.heartbeat = u.Heartbeat + 1
+			// there so that our heartbeats and our data win.
+			if u.Heartbeat >= t.self.heartbeat || u.Version >= t.self.version {
+				t.self.heartbeat = max(t.self.heartbeat, u.Heartbeat) + 1
+				if u.Version >= t.self.version {
+					t.self.version = t.self.heartbeat
+				}
 			}
 			continue
 		}
 		e := t.members[u.Addr]
+		newData := e == nil || u.Version > e.version
 		switch {
+		case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMargin()):
+			// Newer data we have not got: keep a live member alive, and
+			// ask for the data; a new or returning member waits for it.
+			want = append(want, u.Addr)
+			if e != nil && e.alive && u.Heartbeat > e.heartbeat {
+				e.heartbeat, e.lastRise = u.Heartbeat, now
+			}
 		case e == nil:
 			if len(t.members) >= g.cfg.MaxMembers {
 				g.log.WithField("peer", u.Addr).Debug("gossip: membership table full; ignoring new member")
 				continue
 			}
-			t.members[u.Addr] = &entry{addr: u.Addr, heartbeat: u.Heartbeat, data: u.Data, lastRise: now, alive: true}
+			t.members[u.Addr] = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, data: u.Data, lastRise: now, alive: true}
 			g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
+			g.rumorLocked(u.Addr)
 			changed = true
 		case e.alive:
-			if u.Heartbeat <= e.heartbeat {
-				continue
+			if u.Heartbeat > e.heartbeat {
+				e.heartbeat, e.lastRise = u.Heartbeat, now
 			}
-			e.heartbeat, e.lastRise = u.Heartbeat, now
-			if !bytes.Equal(e.data, u.Data) {
-				e.data = u.Data
-				changed = true
+			if newData {
+				e.version = u.Version
+				if !bytes.Equal(e.data, u.Data) {
+					e.data = u.Data
+					g.rumorLocked(u.Addr)
+					changed = true
+				}
 			}
 		case u.Heartbeat > e.heartbeat+g.reviveMargin():
-			e.heartbeat, e.data, e.lastRise, e.alive = u.Heartbeat, u.Data, now, true
+			e.heartbeat, e.lastRise, e.alive = u.Heartbeat, now, true
+			if newData {
+				e.version, e.data = u.Version, u.Data
+			}
 			g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
+			g.rumorLocked(u.Addr)
 			changed = true
 		}
 	}
-	return changed
+	return changed, want
 }
 
 // checkEntry returns why a received entry is unacceptable, or "".
@@ -152,6 +208,12 @@ func (g *Gossip) checkEntry(u Entry) string {
 	}
 	if u.Heartbeat <= 0 {
 		return "heartbeat not positive"
+	}
+	if u.Version < 0 || u.Version > u.Heartbeat {
+		return "data version outside 0..heartbeat"
+	}
+	if !u.WithData && len(u.Data) > 0 {
+		return "data without WithData"
 	}
 	if len(u.Data) > g.cfg.MaxDataSize {
 		return fmt.Sprintf("data of %d bytes over the limit of %d", len(u.Data), g.cfg.MaxDataSize)
@@ -225,13 +287,18 @@ func (g *Gossip) Receive(update []Member) {
 			g.log.WithField("peer", m.Addr).WithError(err).Warn("gossip: ignoring received member")
 			continue
 		}
-		entries = append(entries, Entry{Addr: m.Addr, Heartbeat: m.Heartbeat, Data: data})
+		// A Member carries no data version: take its data as of its
+		// heartbeat.
+		entries = append(entries, Entry{Addr: m.Addr, Heartbeat: m.Heartbeat, Version: m.Heartbeat, WithData: true, Data: data})
 	}
 	g.mu.Lock()
-	changed := g.state == stateRunning && g.mergeLocked(entries, g.clock.Now())
+	changed := false
+	if g.state == stateRunning {
+		changed, _ = g.mergeLocked(entries, g.clock.Now())
+	}
 	g.mu.Unlock()
 	if changed {
-		g.notify()
+		g.changed()
 	}
 }
 

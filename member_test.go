@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -27,12 +28,21 @@ func newUnitMember(t *testing.T, clk *fakeClock) *Gossip {
 // protocol's callers of mergeLocked do.
 func (g *Gossip) mergeAt(entries ...Entry) bool {
 	g.mu.Lock()
-	changed := g.mergeLocked(entries, g.clock.Now())
+	changed, _ := g.mergeLocked(entries, g.clock.Now())
 	g.mu.Unlock()
 	if changed {
 		g.notify()
 	}
 	return changed
+}
+
+// wantAt merges entries at the fake clock's time and returns the members
+// whose data the merge asked for.
+func (g *Gossip) wantAt(entries ...Entry) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, want := g.mergeLocked(entries, g.clock.Now())
+	return want
 }
 
 func (g *Gossip) entryOf(addr string) *entry {
@@ -61,23 +71,23 @@ func TestMergeKeepsHigherHeartbeatAndItsData(t *testing.T) {
 	d1, _ := encodeData("one", DefaultMaxDataSize)
 	d2, _ := encodeData("two", DefaultMaxDataSize)
 
-	assert.True(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 10, Data: d1}), "a new member changes the live set")
+	assert.True(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 10, Version: 10, WithData: true, Data: d1}), "a new member changes the live set")
 	joined := clk.Now()
 
 	clk.Advance(time.Second)
-	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 9, Data: d2}), "a lower heartbeat is ignored")
+	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 9, Version: 9, WithData: true, Data: d2}), "a lower heartbeat is ignored")
 	e := g.entryOf(peer)
 	assert.Equal(t, int64(10), e.heartbeat)
 	assert.Equal(t, "one", decodeData(e.data))
 	assert.Equal(t, joined, e.lastRise, "a lower heartbeat is not a rise")
 
-	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 10, Data: d2}), "an equal heartbeat is ignored")
+	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 10, Version: 10, WithData: true, Data: d2}), "an equal heartbeat is ignored")
 	assert.Equal(t, "one", decodeData(g.entryOf(peer).data))
 
-	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 11, Data: d1}), "a rise with the same data changes nothing visible")
+	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 11, Version: 11, WithData: true, Data: d1}), "a rise with the same data changes nothing visible")
 	assert.Equal(t, clk.Now(), g.entryOf(peer).lastRise, "the rise time is recorded")
 
-	assert.True(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 12, Data: d2}), "new data with a higher heartbeat is a change")
+	assert.True(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 12, Version: 12, WithData: true, Data: d2}), "new data with a higher heartbeat is a change")
 	assert.Equal(t, "two", decodeData(g.entryOf(peer).data))
 }
 
@@ -88,12 +98,12 @@ func TestMergeIgnoresInvalidEntries(t *testing.T) {
 		name string
 		e    Entry
 	}{
-		{"no port", Entry{Addr: "10.0.0.2", Heartbeat: 1}},
-		{"empty address", Entry{Addr: "", Heartbeat: 1}},
-		{"long address", Entry{Addr: fmt.Sprintf("%0600d:1", 0), Heartbeat: 1}},
-		{"zero heartbeat", Entry{Addr: "10.0.0.2:1", Heartbeat: 0}},
-		{"negative heartbeat", Entry{Addr: "10.0.0.2:1", Heartbeat: -5}},
-		{"data over the limit", Entry{Addr: "10.0.0.2:1", Heartbeat: 1, Data: big}},
+		{"no port", Entry{Addr: "10.0.0.2", Heartbeat: 1, WithData: true}},
+		{"empty address", Entry{Addr: "", Heartbeat: 1, WithData: true}},
+		{"long address", Entry{Addr: fmt.Sprintf("%0600d:1", 0), Heartbeat: 1, WithData: true}},
+		{"zero heartbeat", Entry{Addr: "10.0.0.2:1", Heartbeat: 0, WithData: true}},
+		{"negative heartbeat", Entry{Addr: "10.0.0.2:1", Heartbeat: -5, WithData: true}},
+		{"data over the limit", Entry{Addr: "10.0.0.2:1", Heartbeat: 1, Version: 1, WithData: true, Data: big}},
 	} {
 		assert.False(t, g.mergeAt(tc.e), tc.name)
 		assert.Len(t, g.GetMembers(), 1, "%s: only this member is known", tc.name)
@@ -103,9 +113,9 @@ func TestMergeIgnoresInvalidEntries(t *testing.T) {
 func TestMergeAboutSelfCountsOnAboveIt(t *testing.T) {
 	g := newUnitMember(t, newFakeClock())
 	own := g.entryOf(selfAddr).heartbeat
-	assert.False(t, g.mergeAt(Entry{Addr: selfAddr, Heartbeat: own - 1}))
+	assert.False(t, g.mergeAt(Entry{Addr: selfAddr, Heartbeat: own - 1, WithData: true}))
 	assert.Equal(t, own, g.entryOf(selfAddr).heartbeat, "older gossip about us is ignored")
-	assert.False(t, g.mergeAt(Entry{Addr: selfAddr, Heartbeat: own + 100}))
+	assert.False(t, g.mergeAt(Entry{Addr: selfAddr, Heartbeat: own + 100, WithData: true}))
 	assert.Equal(t, own+101, g.entryOf(selfAddr).heartbeat, "we count on above a higher heartbeat of ours")
 }
 
@@ -118,7 +128,7 @@ func TestMergeBoundsTheTable(t *testing.T) {
 	g.mu.Unlock()
 	var flood []Entry
 	for i := 0; i < 1000; i++ {
-		flood = append(flood, Entry{Addr: fmt.Sprintf("10.1.%d.%d:7000", i/256, i%256), Heartbeat: 1 << 62})
+		flood = append(flood, Entry{Addr: fmt.Sprintf("10.1.%d.%d:7000", i/256, i%256), Heartbeat: 1 << 62, WithData: true})
 	}
 	g.mergeAt(flood...)
 	assert.Len(t, g.GetMembers(), 10, "a flood of fake members is capped at MaxMembers")
@@ -128,7 +138,7 @@ func TestFailureAndCleanup(t *testing.T) {
 	clk := newFakeClock()
 	g := newUnitMember(t, clk)
 	const peer, other = "10.0.0.2:7000", "10.0.0.3:7000"
-	g.mergeAt(Entry{Addr: peer, Heartbeat: 50}, Entry{Addr: other, Heartbeat: 70})
+	g.mergeAt(Entry{Addr: peer, Heartbeat: 50, WithData: true}, Entry{Addr: other, Heartbeat: 70, WithData: true})
 	drain(g.C)
 	tfail := g.FailureTime()
 	require.Equal(t, failureTime(3, time.Second, Nfailures), tfail)
@@ -138,7 +148,7 @@ func TestFailureAndCleanup(t *testing.T) {
 		for end := clk.Now().Add(d); clk.Now().Before(end); {
 			clk.Advance(time.Second)
 			e := g.entryOf(other)
-			g.mergeAt(Entry{Addr: other, Heartbeat: e.heartbeat + 1})
+			g.mergeAt(Entry{Addr: other, Heartbeat: e.heartbeat + 1, WithData: true})
 		}
 	}
 	step(tfail)
@@ -151,8 +161,8 @@ func TestFailureAndCleanup(t *testing.T) {
 	require.NotNil(t, g.entryOf(peer), "the dead member is remembered")
 
 	// Stale gossip, even slightly newer than ours, does not bring it back.
-	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 51}))
-	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 50 + g.reviveMargin()}))
+	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 51, WithData: true}))
+	assert.False(t, g.mergeAt(Entry{Addr: peer, Heartbeat: 50 + g.reviveMargin(), WithData: true}))
 	assert.Equal(t, []string{selfAddr, other}, addrs(g.GetMembers()))
 
 	// Forgotten after the cleanup time: memory is released.
@@ -168,30 +178,79 @@ func TestRestartedMemberComesBackAtOnce(t *testing.T) {
 	g := newUnitMember(t, clk)
 	const peer = "10.0.0.2:7000"
 	start := clk.Now().UnixMicro()
-	g.mergeAt(Entry{Addr: peer, Heartbeat: start})
+	g.mergeAt(Entry{Addr: peer, Heartbeat: start, WithData: true})
 	clk.Advance(g.FailureTime() + time.Second)
 	require.Equal(t, []string{selfAddr}, addrs(g.GetMembers()))
 	drain(g.C)
 
 	// The member restarts: its heartbeat starts at the clock in microseconds.
 	d, _ := encodeData("reborn", DefaultMaxDataSize)
-	assert.True(t, g.mergeAt(Entry{Addr: peer, Heartbeat: clk.Now().UnixMicro(), Data: d}))
+	assert.True(t, g.mergeAt(Entry{Addr: peer, Heartbeat: clk.Now().UnixMicro(), Version: clk.Now().UnixMicro(), WithData: true, Data: d}))
 	ms := g.GetMembers()
 	require.Equal(t, []string{selfAddr, peer}, addrs(ms))
 	assert.Equal(t, "reborn", ms[1].Data)
 	assert.True(t, drain(g.C))
 }
 
-func TestWireSendsOnlyNewerEntries(t *testing.T) {
+func TestDigestAndNewerThan(t *testing.T) {
 	g := newUnitMember(t, newFakeClock())
-	g.mergeAt(Entry{Addr: "10.0.0.2:7000", Heartbeat: 5}, Entry{Addr: "10.0.0.3:7000", Heartbeat: 5})
+	const b, c = "10.0.0.2:7000", "10.0.0.3:7000"
+	d, _ := encodeData("c's data", DefaultMaxDataSize)
+	g.mergeAt(Entry{Addr: b, Heartbeat: 5, WithData: true}, Entry{Addr: c, Heartbeat: 5, Version: 3, WithData: true, Data: d})
 	g.mu.Lock()
-	all := g.table.wire(nil)
-	some := g.table.wire(map[string]int64{"10.0.0.2:7000": 5, "10.0.0.3:7000": 4, selfAddr: 1 << 62})
+	digest := g.table.digest()
 	g.mu.Unlock()
-	assert.Len(t, all, 3)
-	require.Len(t, some, 1)
-	assert.Equal(t, "10.0.0.3:7000", some[0].Addr)
+	require.Len(t, digest, 3)
+	for _, e := range digest {
+		assert.False(t, e.WithData, "a digest carries no data")
+		assert.Nil(t, e.Data)
+	}
+
+	g.mu.Lock()
+	// The peer has b as new as we do, c's heartbeat older but its data
+	// version as new, and an old version of our data.
+	newer := g.table.newerThan([]Entry{
+		{Addr: b, Heartbeat: 5},
+		{Addr: c, Heartbeat: 4, Version: 3},
+		{Addr: selfAddr, Heartbeat: 1},
+	}, false)
+	partial := g.table.newerThan([]Entry{{Addr: c, Heartbeat: 4, Version: 3}}, true)
+	full := g.table.newerThan([]Entry{{Addr: c, Heartbeat: 4, Version: 3}}, false)
+	g.mu.Unlock()
+	sort.Slice(newer, func(i, j int) bool { return newer[i].Addr < newer[j].Addr })
+	require.Len(t, newer, 2)
+	assert.Equal(t, Entry{Addr: c, Heartbeat: 5, Version: 3}, newer[1], "a newer heartbeat goes without data the peer has")
+	assert.Equal(t, selfAddr, newer[0].Addr)
+	assert.True(t, newer[0].WithData, "data the peer lacks goes with it")
+	assert.Len(t, partial, 1, "a partial request is answered only about its entries")
+	assert.Len(t, full, 3, "a full digest is answered with what it lacks")
+}
+
+func TestMergeAsksForDataItLacks(t *testing.T) {
+	clk := newFakeClock()
+	g := newUnitMember(t, clk)
+	const peer = "10.0.0.2:7000"
+	d1, _ := encodeData("one", DefaultMaxDataSize)
+
+	// A new member without its data is not added, but asked for.
+	assert.Equal(t, []string{peer}, g.wantAt(Entry{Addr: peer, Heartbeat: 10, Version: 10}))
+	assert.Nil(t, g.entryOf(peer))
+
+	require.Empty(t, g.wantAt(Entry{Addr: peer, Heartbeat: 10, Version: 10, WithData: true, Data: d1}))
+	// A rise without data, same version: nothing to ask for.
+	clk.Advance(time.Second)
+	assert.Empty(t, g.wantAt(Entry{Addr: peer, Heartbeat: 11, Version: 10}))
+	assert.Equal(t, int64(11), g.entryOf(peer).heartbeat)
+	assert.Equal(t, clk.Now(), g.entryOf(peer).lastRise)
+	// A newer version without data: the member stays alive with its old
+	// data, which is asked for.
+	clk.Advance(time.Second)
+	assert.Equal(t, []string{peer}, g.wantAt(Entry{Addr: peer, Heartbeat: 13, Version: 12}))
+	e := g.entryOf(peer)
+	assert.Equal(t, int64(13), e.heartbeat)
+	assert.Equal(t, int64(10), e.version)
+	assert.Equal(t, "one", decodeData(e.data))
+	assert.Equal(t, clk.Now(), e.lastRise)
 }
 
 func TestNotifyNeverBlocks(t *testing.T) {

@@ -27,8 +27,12 @@ import (
 //	    merge the members sent, as Receive does (push only, with the values
 //	    of Member.Data, whose types the receiver must have registered).
 //	Gossip.Exchange(ExchangeRequest, *ExchangeResponse)
-//	    the members' own push-pull round: the caller's live table goes one
-//	    way and the callee's newer entries come back, with data as gob bytes.
+//	    the members' own push-pull round. The caller sends a digest of its
+//	    live table (address, heartbeat, data version); the callee merges it
+//	    and answers with the entries it holds newer, carrying data only where
+//	    the caller's version is older, and names the data it lacks (Want),
+//	    which the caller sends in a second, partial request. Rumors (entries
+//	    that just changed, with their data) travel as partial requests too.
 //
 // Every gob message is bounded by Config.MaxMessageSize; a peer that sends a
 // larger or malformed one is disconnected. A new connection must send its
@@ -53,23 +57,40 @@ type GossipResponse struct{}
 type ExchangeRequest struct {
 	// From is the sender's advertised address.
 	From string
-	// Members are the sender's live members, itself included.
+	// Members are the sender's live members, itself included: a digest of
+	// heartbeats and data versions, with data only where asked for (see
+	// ExchangeResponse.Want).
 	Members []Entry
+	// Partial tells that Members are only some of the sender's: a rumor
+	// (the entries that just changed) or data asked for. The callee then
+	// answers only about them.
+	Partial bool
 }
 
 // ExchangeResponse is the other half: the entries the callee holds newer
-// than the request's, or that the request lacked.
+// than the request's, or that the request lacked, with data where the
+// callee's is newer.
 type ExchangeResponse struct {
 	// From is the callee's advertised address, so that a caller learns who
 	// a seed address really is (possibly itself).
 	From    string
 	Members []Entry
+	// Want names the members whose data the request showed newer than the
+	// callee's but did not carry; the caller sends it in a second request.
+	Want []string
 }
 
 // Entry is one member's row on the wire.
 type Entry struct {
 	Addr      string
 	Heartbeat int64
+	// Version is the heartbeat at which the member's data was last set.
+	// It grows with every data change, so a peer with an older version
+	// needs the data and one with the same version has it.
+	Version int64
+	// WithData tells that Data is present; data travels only to peers
+	// whose version is older.
+	WithData bool
 	// Data is the member's application data, gob-encoded (see data.go).
 	Data []byte
 }
@@ -105,25 +126,30 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 		g.mu.Unlock()
 		return nil // we dialled ourselves; the caller learns it from From
 	}
-	changed := g.mergeLocked(req.Members, g.clock.Now())
-	since := make(map[string]int64, len(req.Members))
-	for _, e := range req.Members {
-		since[e.Addr] = e.Heartbeat
-	}
-	resp.Members = g.table.wire(since)
+	changed, want := g.mergeLocked(req.Members, g.clock.Now())
+	resp.Members = g.table.newerThan(req.Members, req.Partial)
+	resp.Want = want
 	g.mu.Unlock()
 	if changed {
-		g.notify()
+		g.changed()
 	}
 	return nil
 }
 
 // exchange runs one push-pull round with the member at addr and returns the
-// callee's advertised address.
+// callee's advertised address. The request is a digest: heartbeats and data
+// versions only. The callee answers with what it holds newer, data included,
+// and names the data it lacks, which a second request carries.
 func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 	g.mu.Lock()
-	req := ExchangeRequest{From: g.addr, Members: g.table.wire(nil)}
+	req := ExchangeRequest{From: g.addr, Members: g.table.digest()}
 	g.mu.Unlock()
+	return g.exchangeWith(ctx, addr, req)
+}
+
+// exchangeWith sends req to addr, merges the answer, and sends the data the
+// callee asks for.
+func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequest) (string, error) {
 	var resp ExchangeResponse
 	if err := g.pool.call(ctx, addr, "Gossip.Exchange", req, &resp); err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: exchange failed")
@@ -135,10 +161,27 @@ func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 		g.mu.Unlock()
 		return resp.From, nil
 	}
-	changed := g.mergeLocked(resp.Members, g.clock.Now())
+	changed, _ := g.mergeLocked(resp.Members, g.clock.Now())
+	push := ExchangeRequest{From: g.addr, Partial: true}
+	if len(resp.Want) > 0 {
+		push.Members = g.table.withData(resp.Want, g.cfg.MaxMembers)
+	}
 	g.mu.Unlock()
 	if changed {
-		g.notify()
+		g.changed()
+	}
+	if len(push.Members) > 0 {
+		var presp ExchangeResponse
+		if err := g.pool.call(ctx, addr, "Gossip.Exchange", push, &presp); err != nil {
+			g.log.WithField("peer", addr).WithError(err).Debug("gossip: sending data failed")
+			return resp.From, nil
+		}
+		g.mu.Lock()
+		changed, _ := g.mergeLocked(presp.Members, g.clock.Now())
+		g.mu.Unlock()
+		if changed {
+			g.changed()
+		}
 	}
 	return resp.From, nil
 }

@@ -111,7 +111,7 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 	// Too many members in one message: refused with an error.
 	many := make([]Entry, 51)
 	for i := range many {
-		many[i] = Entry{Addr: net.JoinHostPort("10.9.0.1", strconv.Itoa(i+1)), Heartbeat: 1}
+		many[i] = Entry{Addr: net.JoinHostPort("10.9.0.1", strconv.Itoa(i+1)), Heartbeat: 1, WithData: true}
 	}
 	err = c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: many}, &ExchangeResponse{})
 	assert.ErrorContains(t, err, "51 members in one message")
@@ -120,7 +120,7 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		batch := make([]Entry, 40)
 		for j := range batch {
-			batch[j] = Entry{Addr: net.JoinHostPort("10.9.1.1", strconv.Itoa(i*40+j+1)), Heartbeat: 1 << 62}
+			batch[j] = Entry{Addr: net.JoinHostPort("10.9.1.1", strconv.Itoa(i*40+j+1)), Heartbeat: 1 << 62, WithData: true}
 		}
 		require.NoError(t, c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: batch}, &ExchangeResponse{}))
 	}
