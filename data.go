@@ -113,6 +113,24 @@ func unregisteredName(err error) string {
 	return name
 }
 
+// setData sets the entry's encoded data. Data that decodes to an immutable
+// value (nil, a string, a bool or a number) is decoded here once and shared
+// by every GetMembers call; other values are decoded afresh for each caller,
+// who may then modify them.
+func (e *entry) setData(b []byte) {
+	e.data = b
+	e.shared, e.isShared = nil, false
+	if len(b) == 0 {
+		e.isShared = true
+		return
+	}
+	switch v := decodeData(b); v.(type) {
+	case string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
+		float32, float64, complex64, complex128:
+		e.shared, e.isShared = v, true
+	}
+}
+
 // SetData changes this member's application data, which every member then
 // sees through GetMembers. The value is copied (encoded) before SetData
 // returns. If it cannot be encoded or is too large, SetData logs the error and
@@ -138,7 +156,7 @@ func (g *Gossip) UpdateData(data interface{}) error {
 		return g.initErr
 	}
 	changed := !bytes.Equal(self.data, b)
-	self.data = b
+	self.setData(b)
 	// Count the heartbeat up and version the data with it, so that every
 	// member takes the new data.
 	self.heartbeat++

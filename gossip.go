@@ -178,7 +178,8 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 	if err == nil {
 		var data []byte
 		if data, err = encodeData(cfg.Data, cfg.MaxDataSize); err == nil {
-			g.table.self = &entry{data: data, alive: true}
+			g.table.self = &entry{alive: true}
+			g.table.self.setData(data)
 		}
 	}
 	g.initErr = err

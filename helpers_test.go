@@ -175,7 +175,9 @@ type partitionView struct {
 func (v *partitionView) Listen(addr string) (net.Listener, error) {
 	ln, err := TCPTransport{}.Listen(addr)
 	if err == nil {
+		v.p.mu.Lock()
 		*v.self = ln.Addr().String()
+		v.p.mu.Unlock()
 	}
 	return ln, err
 }
@@ -193,8 +195,12 @@ func (v *partitionView) Dial(ctx context.Context, addr string) (net.Conn, error)
 		return nil, err
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut && p.side[*v.self] != p.side[addr] { // split while dialling
+		c.Close()
+		return nil, fmt.Errorf("partitioned from %s", addr)
+	}
 	p.conns[c] = [2]string{*v.self, addr}
-	p.mu.Unlock()
 	return c, nil
 }
 

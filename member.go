@@ -42,6 +42,8 @@ type entry struct {
 	heartbeat int64
 	version   int64     // the heartbeat at which data was set (see Entry.Version)
 	data      []byte    // gob-encoded application data; never modified in place
+	shared    any       // data decoded, if it is immutable and so can be shared (see setData)
+	isShared  bool
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
 	deadAt    time.Time // local time it was declared dead, if !alive
@@ -169,7 +171,9 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want 
 				g.log.WithField("peer", u.Addr).Debug("gossip: membership table full; ignoring new member")
 				continue
 			}
-			t.members[u.Addr] = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, data: u.Data, lastRise: now, alive: true}
+			e := &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true}
+			e.setData(u.Data)
+			t.members[u.Addr] = e
 			g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
 			g.rumorLocked(u.Addr)
 			changed = true
@@ -180,7 +184,7 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want 
 			if newData {
 				e.version = u.Version
 				if !bytes.Equal(e.data, u.Data) {
-					e.data = u.Data
+					e.setData(u.Data)
 					g.rumorLocked(u.Addr)
 					changed = true
 				}
@@ -188,7 +192,8 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want 
 		case u.Heartbeat > e.heartbeat+g.reviveMargin():
 			e.heartbeat, e.lastRise, e.alive = u.Heartbeat, now, true
 			if newData {
-				e.version, e.data = u.Version, u.Data
+				e.version = u.Version
+				e.setData(u.Data)
 			}
 			g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
 			g.rumorLocked(u.Addr)
@@ -254,14 +259,16 @@ func (g *Gossip) GetMembers() []Member {
 		changed = g.sweepLocked(g.clock.Now())
 	}
 	type row struct {
-		addr string
-		hb   int64
-		data []byte
+		addr     string
+		hb       int64
+		data     []byte
+		shared   any
+		isShared bool
 	}
 	rows := make([]row, 0, len(g.table.members))
 	for addr, e := range g.table.members {
 		if e.alive {
-			rows = append(rows, row{addr, e.heartbeat, e.data})
+			rows = append(rows, row{addr, e.heartbeat, e.data, e.shared, e.isShared})
 		}
 	}
 	g.mu.Unlock()
@@ -270,7 +277,10 @@ func (g *Gossip) GetMembers() []Member {
 	}
 	out := make([]Member, len(rows))
 	for i, r := range rows {
-		out[i] = Member{Addr: r.addr, Heartbeat: r.hb, Data: decodeData(r.data)}
+		out[i] = Member{Addr: r.addr, Heartbeat: r.hb, Data: r.shared}
+		if !r.isShared {
+			out[i].Data = decodeData(r.data)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
 	return out
