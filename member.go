@@ -40,9 +40,9 @@ func (m *Member) String() string {
 type entry struct {
 	addr      string
 	heartbeat int64
-	version   int64     // the heartbeat at which data was set (see Entry.Version)
-	data      []byte    // gob-encoded application data; never modified in place
-	shared    any       // data decoded, if it is immutable and so can be shared (see setData)
+	version   int64  // the heartbeat at which data was set (see Entry.Version)
+	data      []byte // gob-encoded application data; never modified in place
+	shared    any    // data decoded, if it is immutable and so can be shared (see setData)
 	isShared  bool
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
