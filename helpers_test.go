@@ -38,7 +38,7 @@ var _ Clock = (*fakeClock)(nil)
 
 // quietLogger discards logs unless the test runs with -v, where debug logs
 // help diagnose a failure.
-func quietLogger(t *testing.T) logrus.FieldLogger {
+func quietLogger(t testing.TB) logrus.FieldLogger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	if testing.Verbose() {
@@ -48,7 +48,7 @@ func quietLogger(t *testing.T) logrus.FieldLogger {
 	return l
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()

@@ -47,6 +47,12 @@ type entry struct {
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
 	deadAt    time.Time // local time it was declared dead, if !alive
+
+	// What the peer of the exchange being answered holds for this member,
+	// valid if seen is the exchange's mark (see mergeUpdateLocked).
+	seen           uint64
+	theirHeartbeat int64
+	theirVersion   int64
 }
 
 // table is the membership table: every member known, alive or remembered as
@@ -54,6 +60,7 @@ type entry struct {
 type table struct {
 	members map[string]*entry // by address, this member included
 	self    *entry
+	gen     uint64 // the last mark given to an update (see mergeUpdateLocked)
 }
 
 // livePeers returns the addresses of the live members other than this one.
@@ -78,42 +85,37 @@ func (t *table) liveCount() int {
 	return n
 }
 
-// digest returns the live entries without their data: the first half of
-// an exchange.
-func (t *table) digest() []Entry {
-	out := make([]Entry, 0, len(t.members))
+// digest returns the live entries, without their data, as a digest: the
+// first half of an exchange.
+func (t *table) digest() []byte {
+	d := make([]byte, 0, len(t.members)*32)
 	for addr, e := range t.members {
 		if e.alive {
-			out = append(out, Entry{Addr: addr, Heartbeat: e.heartbeat, Version: e.version})
+			d = appendDigest(d, addr, e.heartbeat, e.version)
 		}
 	}
-	return out
+	return d
 }
 
-// newerThan returns the live entries that are newer than those of the
-// digest d, or (unless partial) missing from it, with data where d's version
-// is older.
-func (t *table) newerThan(d []Entry, partial bool) []Entry {
-	theirs := make(map[string]Entry, len(d))
-	for _, u := range d {
-		theirs[u.Addr] = u
-	}
-	var out []Entry
+// answer returns what the peer whose update was merged under mark gen lacks:
+// the live entries newer than the update's, as a digest, and with their data
+// where the update's version was older or (unless partial) the update did not
+// name them.
+func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry) {
 	for addr, e := range t.members {
-		if !e.alive {
-			continue
+		switch {
+		case !e.alive:
+		case e.seen != gen:
+			if !partial {
+				members = append(members, e.withData())
+			}
+		case e.version > e.theirVersion:
+			members = append(members, e.withData())
+		case e.heartbeat > e.theirHeartbeat:
+			digest = appendDigest(digest, addr, e.heartbeat, e.version)
 		}
-		u, ok := theirs[addr]
-		if ok && u.Heartbeat >= e.heartbeat && u.Version >= e.version || !ok && partial {
-			continue
-		}
-		w := Entry{Addr: addr, Heartbeat: e.heartbeat, Version: e.version}
-		if !ok || u.Version < e.version {
-			w.WithData, w.Data = true, e.data
-		}
-		out = append(out, w)
 	}
-	return out
+	return digest, members
 }
 
 // withData returns the live entries named, data included, at most max.
@@ -121,15 +123,29 @@ func (t *table) withData(names []string, max int) []Entry {
 	var out []Entry
 	for _, addr := range names {
 		if e := t.members[addr]; e != nil && e.alive && len(out) < max {
-			out = append(out, Entry{Addr: addr, Heartbeat: e.heartbeat, Version: e.version, WithData: true, Data: e.data})
+			out = append(out, e.withData())
 		}
 	}
 	return out
 }
 
+// withData returns the entry for the wire, data included.
+func (e *entry) withData() Entry {
+	return Entry{Addr: e.addr, Heartbeat: e.heartbeat, Version: e.version, WithData: true, Data: e.data}
+}
+
 // mergeLocked merges a remote update into the table at local time now. It
 // reports whether the live set or any data changed, and which members the
 // update showed newer data for without carrying it (want).
+func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want []string) {
+	_, changed, want, _ = g.mergeUpdateLocked(nil, update, now)
+	return changed, want
+}
+
+// mergeUpdateLocked merges a digest and entries, as an exchange carries
+// them, at local time now. It marks each entry it saw with a new mark, gen,
+// and the peer's heartbeat and version, for answer. It returns an error for
+// a malformed digest, having merged what came before.
 //
 // A member's heartbeat and its data are merged separately, each keeping the
 // newer: the higher heartbeat, noting when it rose, and the data of the
@@ -137,70 +153,107 @@ func (t *table) withData(names []string, max int) []Entry {
 // as dead comes back only if its heartbeat is beyond what it could have
 // reached before it was declared dead (see reviveMargin): stale gossip cannot
 // bring it back, a restart can.
-func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want []string) {
+func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time) (gen uint64, changed bool, want []string, err error) {
 	t := &g.table
-	for _, u := range update {
-		if reason := g.checkEntry(u); reason != "" {
-			g.log.WithField("peer", u.Addr).Debugf("gossip: ignoring entry: %s", reason)
-			continue
-		}
-		if u.Addr == g.addr || g.aliases[u.Addr] {
-			// Gossip about ourselves. If it counts higher than we do (an
-			// earlier life of ours with a clock ahead of ours), count on from
-			// there so that our heartbeats and our data win.
-			if u.Heartbeat >= t.self.heartbeat || u.Version >= t.self.version {
-				t.self.heartbeat = max(t.self.heartbeat, u.Heartbeat) + 1
-				if u.Version >= t.self.version {
-					t.self.version = t.self.heartbeat
-				}
-			}
-			continue
-		}
-		e := t.members[u.Addr]
-		newData := e == nil || u.Version > e.version
-		switch {
-		case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMargin()):
-			// Newer data we have not got: keep a live member alive, and
-			// ask for the data; a new or returning member waits for it.
+	t.gen++
+	gen = t.gen
+	merge := func(u Entry) {
+		c, w := g.mergeEntryLocked(u, now, gen)
+		changed = changed || c
+		if w {
 			want = append(want, u.Addr)
-			if e != nil && e.alive && u.Heartbeat > e.heartbeat {
-				e.heartbeat, e.lastRise = u.Heartbeat, now
-			}
-		case e == nil:
-			if len(t.members) >= g.cfg.MaxMembers {
-				g.log.WithField("peer", u.Addr).Debug("gossip: membership table full; ignoring new member")
-				continue
-			}
-			e := &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true}
-			e.setData(u.Data)
-			t.members[u.Addr] = e
-			g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
-			g.rumorLocked(u.Addr)
-			changed = true
-		case e.alive:
-			if u.Heartbeat > e.heartbeat {
-				e.heartbeat, e.lastRise = u.Heartbeat, now
-			}
-			if newData {
-				e.version = u.Version
-				if !bytes.Equal(e.data, u.Data) {
-					e.setData(u.Data)
-					g.rumorLocked(u.Addr)
-					changed = true
-				}
-			}
-		case u.Heartbeat > e.heartbeat+g.reviveMargin():
-			e.heartbeat, e.lastRise, e.alive = u.Heartbeat, now, true
-			if newData {
-				e.version = u.Version
-				e.setData(u.Data)
-			}
-			g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
-			g.rumorLocked(u.Addr)
-			changed = true
 		}
 	}
-	return changed, want
+	err = readDigest(digest, g.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
+		// The common case, a known live member's heartbeat, without
+		// allocating.
+		if e := t.members[string(addr)]; e != nil && e.alive && e != t.self && version <= e.version {
+			e.seen, e.theirHeartbeat, e.theirVersion = gen, hb, version
+			if hb > e.heartbeat {
+				e.heartbeat, e.lastRise = hb, now
+			}
+			return nil
+		}
+		merge(Entry{Addr: string(addr), Heartbeat: hb, Version: version})
+		return nil
+	})
+	for _, u := range update {
+		merge(u)
+	}
+	return gen, changed, want, err
+}
+
+// mergeEntryLocked merges one entry (see mergeUpdateLocked). It reports
+// whether the live set or the member's data changed, and whether the entry
+// showed newer data without carrying it.
+func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64) (changed, want bool) {
+	t := &g.table
+	if reason := g.checkEntry(u); reason != "" {
+		g.log.WithField("peer", u.Addr).Debugf("gossip: ignoring entry: %s", reason)
+		return false, false
+	}
+	if u.Addr == g.addr || g.aliases[u.Addr] {
+		// Gossip about ourselves. If it counts higher than we do (an
+		// earlier life of ours with a clock ahead of ours), count on from
+		// there so that our heartbeats and our data win.
+		self := t.self
+		if u.Heartbeat >= self.heartbeat || u.Version >= self.version {
+			self.heartbeat = max(self.heartbeat, u.Heartbeat) + 1
+			if u.Version >= self.version {
+				self.version = self.heartbeat
+			}
+		}
+		self.seen, self.theirHeartbeat, self.theirVersion = gen, u.Heartbeat, u.Version
+		return false, false
+	}
+	e := t.members[u.Addr]
+	if e != nil {
+		defer func() { e.seen, e.theirHeartbeat, e.theirVersion = gen, u.Heartbeat, u.Version }()
+	}
+	newData := e == nil || u.Version > e.version
+	switch {
+	case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMargin()):
+		// Newer data we have not got: keep a live member alive, and ask
+		// for the data; a new or returning member waits for it.
+		if e != nil && e.alive && u.Heartbeat > e.heartbeat {
+			e.heartbeat, e.lastRise = u.Heartbeat, now
+		}
+		return false, true
+	case e == nil:
+		if len(t.members) >= g.cfg.MaxMembers {
+			g.log.WithField("peer", u.Addr).Debug("gossip: membership table full; ignoring new member")
+			return false, false
+		}
+		e = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true}
+		e.seen, e.theirHeartbeat, e.theirVersion = gen, u.Heartbeat, u.Version
+		e.setData(u.Data)
+		t.members[u.Addr] = e
+		g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
+		g.rumorLocked(u.Addr)
+		return true, false
+	case e.alive:
+		if u.Heartbeat > e.heartbeat {
+			e.heartbeat, e.lastRise = u.Heartbeat, now
+		}
+		if newData {
+			e.version = u.Version
+			if !bytes.Equal(e.data, u.Data) {
+				e.setData(u.Data)
+				g.rumorLocked(u.Addr)
+				return true, false
+			}
+		}
+	case u.Heartbeat > e.heartbeat+g.reviveMargin():
+		e.heartbeat, e.lastRise, e.alive = u.Heartbeat, now, true
+		if newData {
+			e.version = u.Version
+			e.setData(u.Data)
+		}
+		g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
+		g.rumorLocked(u.Addr)
+		return true, false
+	}
+	return false, false
 }
 
 // checkEntry returns why a received entry is unacceptable, or "".

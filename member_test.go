@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -192,38 +191,65 @@ func TestRestartedMemberComesBackAtOnce(t *testing.T) {
 	assert.True(t, drain(g.C))
 }
 
-func TestDigestAndNewerThan(t *testing.T) {
+// answerTo merges a peer's digest and entries as the Exchange service does
+// and returns the answer.
+func (g *Gossip) answerTo(t *testing.T, digest []Entry, update []Entry, partial bool) (map[string]Entry, error) {
+	var d []byte
+	for _, e := range digest {
+		d = appendDigest(d, e.Addr, e.Heartbeat, e.Version)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gen, _, _, err := g.mergeUpdateLocked(d, update, g.clock.Now())
+	ad, am := g.table.answer(gen, partial)
+	out := map[string]Entry{}
+	require.NoError(t, readDigest(ad, 100, func(addr []byte, hb, v int64) error {
+		out[string(addr)] = Entry{Addr: string(addr), Heartbeat: hb, Version: v}
+		return nil
+	}))
+	for _, e := range am {
+		out[e.Addr] = e
+	}
+	return out, err
+}
+
+func TestDigestAndAnswer(t *testing.T) {
 	g := newUnitMember(t, newFakeClock())
-	const b, c = "10.0.0.2:7000", "10.0.0.3:7000"
+	const b, c, x = "10.0.0.2:7000", "10.0.0.3:7000", "10.0.0.4:7000"
 	d, _ := encodeData("c's data", DefaultMaxDataSize)
 	g.mergeAt(Entry{Addr: b, Heartbeat: 5, WithData: true}, Entry{Addr: c, Heartbeat: 5, Version: 3, WithData: true, Data: d})
 	g.mu.Lock()
 	digest := g.table.digest()
 	g.mu.Unlock()
-	require.Len(t, digest, 3)
-	for _, e := range digest {
-		assert.False(t, e.WithData, "a digest carries no data")
-		assert.Nil(t, e.Data)
-	}
+	n := 0
+	require.NoError(t, readDigest(digest, 100, func([]byte, int64, int64) error { n++; return nil }))
+	assert.Equal(t, 3, n)
 
-	g.mu.Lock()
 	// The peer has b as new as we do, c's heartbeat older but its data
-	// version as new, and an old version of our data.
-	newer := g.table.newerThan([]Entry{
+	// version as new, an old version of our data, and x, which we lack.
+	got, err := g.answerTo(t, []Entry{
 		{Addr: b, Heartbeat: 5},
 		{Addr: c, Heartbeat: 4, Version: 3},
 		{Addr: selfAddr, Heartbeat: 1},
-	}, false)
-	partial := g.table.newerThan([]Entry{{Addr: c, Heartbeat: 4, Version: 3}}, true)
-	full := g.table.newerThan([]Entry{{Addr: c, Heartbeat: 4, Version: 3}}, false)
-	g.mu.Unlock()
-	sort.Slice(newer, func(i, j int) bool { return newer[i].Addr < newer[j].Addr })
-	require.Len(t, newer, 2)
-	assert.Equal(t, Entry{Addr: c, Heartbeat: 5, Version: 3}, newer[1], "a newer heartbeat goes without data the peer has")
-	assert.Equal(t, selfAddr, newer[0].Addr)
-	assert.True(t, newer[0].WithData, "data the peer lacks goes with it")
-	assert.Len(t, partial, 1, "a partial request is answered only about its entries")
-	assert.Len(t, full, 3, "a full digest is answered with what it lacks")
+		{Addr: x, Heartbeat: 9, Version: 9},
+	}, nil, false)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, Entry{Addr: c, Heartbeat: 5, Version: 3}, got[c], "a newer heartbeat goes without data the peer has")
+	assert.True(t, got[selfAddr].WithData, "data the peer has an older version of goes with it")
+
+	got, err = g.answerTo(t, []Entry{{Addr: c, Heartbeat: 4, Version: 3}}, nil, true)
+	require.NoError(t, err)
+	assert.Len(t, got, 1, "a partial request is answered only about its entries")
+	got, err = g.answerTo(t, []Entry{{Addr: c, Heartbeat: 4, Version: 3}}, nil, false)
+	require.NoError(t, err)
+	assert.Len(t, got, 3, "a full digest is answered with what it lacks")
+	assert.True(t, got[b].WithData)
+
+	// A new member that came with its data is not sent back.
+	got, err = g.answerTo(t, nil, []Entry{{Addr: x, Heartbeat: 9, Version: 9, WithData: true}}, true)
+	require.NoError(t, err)
+	assert.Empty(t, got)
 }
 
 func TestMergeAsksForDataItLacks(t *testing.T) {

@@ -28,11 +28,12 @@ import (
 //	    of Member.Data, whose types the receiver must have registered).
 //	Gossip.Exchange(ExchangeRequest, *ExchangeResponse)
 //	    the members' own push-pull round. The caller sends a digest of its
-//	    live table (address, heartbeat, data version); the callee merges it
-//	    and answers with the entries it holds newer, carrying data only where
-//	    the caller's version is older, and names the data it lacks (Want),
-//	    which the caller sends in a second, partial request. Rumors (entries
-//	    that just changed, with their data) travel as partial requests too.
+//	    live table (address, heartbeat, data version: see digest.go); the
+//	    callee merges it and answers with the entries it holds newer,
+//	    carrying data only where the caller's version is older, and names
+//	    the data it lacks (Want), which the caller sends in a second,
+//	    partial request. Rumors (entries that just changed, with their
+//	    data) travel as partial requests too.
 //
 // Every gob message is bounded by Config.MaxMessageSize; a peer that sends a
 // larger or malformed one is disconnected. A new connection must send its
@@ -57,13 +58,14 @@ type GossipResponse struct{}
 type ExchangeRequest struct {
 	// From is the sender's advertised address.
 	From string
-	// Members are the sender's live members, itself included: a digest of
-	// heartbeats and data versions, with data only where asked for (see
-	// ExchangeResponse.Want).
+	// Digest holds the sender's live members, itself included, without
+	// their data, in the compact form of digest.go.
+	Digest []byte
+	// Members are members with their data: a rumor (the entries that just
+	// changed) or the data the callee asked for (ExchangeResponse.Want).
 	Members []Entry
-	// Partial tells that Members are only some of the sender's: a rumor
-	// (the entries that just changed) or data asked for. The callee then
-	// answers only about them.
+	// Partial tells that the request holds only some of the sender's
+	// members. The callee then answers only about them.
 	Partial bool
 }
 
@@ -73,7 +75,12 @@ type ExchangeRequest struct {
 type ExchangeResponse struct {
 	// From is the callee's advertised address, so that a caller learns who
 	// a seed address really is (possibly itself).
-	From    string
+	From string
+	// Digest holds the callee's entries that are newer than the request's
+	// but whose data the caller has, in the compact form of digest.go.
+	Digest []byte
+	// Members are the entries the caller lacks or has older data of, with
+	// their data.
 	Members []Entry
 	// Want names the members whose data the request showed newer than the
 	// callee's but did not carry; the caller sends it in a second request.
@@ -126,14 +133,16 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 		g.mu.Unlock()
 		return nil // we dialled ourselves; the caller learns it from From
 	}
-	changed, want := g.mergeLocked(req.Members, g.clock.Now())
-	resp.Members = g.table.newerThan(req.Members, req.Partial)
-	resp.Want = want
+	gen, changed, want, err := g.mergeUpdateLocked(req.Digest, req.Members, g.clock.Now())
+	if err == nil {
+		resp.Digest, resp.Members = g.table.answer(gen, req.Partial)
+		resp.Want = want
+	}
 	g.mu.Unlock()
 	if changed {
 		g.changed()
 	}
-	return nil
+	return err
 }
 
 // exchange runs one push-pull round with the member at addr and returns the
@@ -142,7 +151,7 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 // and names the data it lacks, which a second request carries.
 func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 	g.mu.Lock()
-	req := ExchangeRequest{From: g.addr, Members: g.table.digest()}
+	req := ExchangeRequest{From: g.addr, Digest: g.table.digest()}
 	g.mu.Unlock()
 	return g.exchangeWith(ctx, addr, req)
 }
@@ -161,7 +170,10 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 		g.mu.Unlock()
 		return resp.From, nil
 	}
-	changed, _ := g.mergeLocked(resp.Members, g.clock.Now())
+	_, changed, _, err := g.mergeUpdateLocked(resp.Digest, resp.Members, g.clock.Now())
+	if err != nil {
+		g.log.WithField("peer", addr).WithError(err).Debug("gossip: bad exchange response")
+	}
 	push := ExchangeRequest{From: g.addr, Partial: true}
 	if len(resp.Want) > 0 {
 		push.Members = g.table.withData(resp.Want, g.cfg.MaxMembers)
@@ -177,7 +189,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 			return resp.From, nil
 		}
 		g.mu.Lock()
-		changed, _ := g.mergeLocked(presp.Members, g.clock.Now())
+		_, changed, _, _ := g.mergeUpdateLocked(presp.Digest, presp.Members, g.clock.Now())
 		g.mu.Unlock()
 		if changed {
 			g.changed()
