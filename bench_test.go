@@ -102,7 +102,7 @@ func BenchmarkMergeDigest(b *testing.B) {
 				}
 				d := digests[i%len(digests)]
 				g.mu.Lock()
-				gen, _, _, err := g.mergeUpdateLocked(d, nil, g.clock.Now())
+				gen, _, _, err := g.mergeUpdateLocked(d, nil, g.clock.Now(), true)
 				g.table.answer(gen, false)
 				g.mu.Unlock()
 				if err != nil {

@@ -27,6 +27,16 @@ const (
 	// DefaultMaxInboundConns bounds concurrent inbound connections.
 	DefaultMaxInboundConns = 256
 
+	// DefaultMaxOutboundConns bounds the connections a member keeps open
+	// to its peers for reuse. Each round a member talks to a random peer;
+	// in a cluster of up to DefaultMaxOutboundConns+1 members every
+	// connection is reused, in a larger one a round reuses one with
+	// probability DefaultMaxOutboundConns/(n-1) and otherwise dials. It is
+	// kept small so that many members fit in one process's file limit (a
+	// thousand members on one host use about 17 descriptors each); raise
+	// it where each member has a host of its own.
+	DefaultMaxOutboundConns = 8
+
 	// DefaultIdleTimeout closes an inbound connection that has sent no
 	// request for this long; outgoing connections are closed after half of it.
 	DefaultIdleTimeout = 60 * time.Second
@@ -90,6 +100,10 @@ type Config struct {
 	// are closed at once. Zero means DefaultMaxInboundConns.
 	MaxInboundConns int
 
+	// MaxOutboundConns bounds the connections kept open to peers for
+	// reuse. Zero means DefaultMaxOutboundConns.
+	MaxOutboundConns int
+
 	// IdleTimeout closes an inbound connection with no request for this
 	// long. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -144,6 +158,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxInboundConns == 0 {
 		c.MaxInboundConns = DefaultMaxInboundConns
 	}
+	if c.MaxOutboundConns == 0 {
+		c.MaxOutboundConns = DefaultMaxOutboundConns
+	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
@@ -183,7 +200,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("gossip: negative duration in Config")
 	case c.Nfailures < 1:
 		return fmt.Errorf("gossip: Config.Nfailures %d: must be at least 1", c.Nfailures)
-	case c.MaxDataSize < 0 || c.MaxMessageSize < 0 || c.MaxMembers < 0 || c.MaxInboundConns < 0:
+	case c.MaxDataSize < 0 || c.MaxMessageSize < 0 || c.MaxMembers < 0 || c.MaxInboundConns < 0 || c.MaxOutboundConns < 0:
 		return fmt.Errorf("gossip: negative limit in Config")
 	case c.MaxDataSize > c.MaxMessageSize:
 		return fmt.Errorf("gossip: Config.MaxDataSize %d exceeds MaxMessageSize %d", c.MaxDataSize, c.MaxMessageSize)

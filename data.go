@@ -113,22 +113,34 @@ func unregisteredName(err error) string {
 	return name
 }
 
-// setData sets the entry's encoded data. Data that decodes to an immutable
-// value (nil, a string, a bool or a number) is decoded here once and shared
-// by every GetMembers call; other values are decoded afresh for each caller,
-// who may then modify them.
+// setData sets the entry's encoded data.
 func (e *entry) setData(b []byte) {
 	e.data = b
-	e.shared, e.isShared = nil, false
-	if len(b) == 0 {
-		e.isShared = true
-		return
+	e.decoded, e.mutable, e.shared = false, false, nil
+}
+
+// value returns the entry's data for GetMembers, or ok false if the caller
+// must decode e.data itself. Data that decodes to an immutable value (nil, a
+// string, a bool or a number) is decoded once, on first use, and shared by
+// every caller; other values are decoded afresh for each caller, who may then
+// modify them. Decoding on use spares a member that never reads the data
+// the cost of decoding every member's.
+func (e *entry) value() (v any, ok bool) {
+	switch {
+	case e.decoded:
+		return e.shared, true
+	case e.mutable:
+		return nil, false
 	}
-	switch v := decodeData(b); v.(type) {
-	case string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
+	v = decodeData(e.data)
+	switch v.(type) {
+	case nil, string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
 		float32, float64, complex64, complex128:
-		e.shared, e.isShared = v, true
+		e.shared, e.decoded = v, true
+	default:
+		e.mutable = true // v is the first caller's alone
 	}
+	return v, true
 }
 
 // SetData changes this member's application data, which every member then

@@ -394,6 +394,9 @@ const (
 	// meanwhile go together.
 	rumorGapDivisor = 10
 	maxRumorGap     = 50 * time.Millisecond
+	// maxRumorEntries bounds one rumor message. A burst of more changes
+	// than that is left to the periodic exchange.
+	maxRumorEntries = 64
 )
 
 // rumorLocked records that the entry of addr is news to spread.
@@ -419,9 +422,11 @@ func (g *Gossip) spreadRumors() {
 		g.mu.Unlock()
 		return
 	}
-	names := make([]string, 0, len(g.rumors))
+	names := make([]string, 0, min(len(g.rumors), maxRumorEntries))
 	for addr := range g.rumors {
-		names = append(names, addr)
+		if len(names) < maxRumorEntries {
+			names = append(names, addr)
+		}
 		delete(g.rumors, addr)
 	}
 	req := ExchangeRequest{From: g.addr, Partial: true, Members: g.table.withData(names, g.cfg.MaxMembers)}

@@ -40,10 +40,11 @@ func (m *Member) String() string {
 type entry struct {
 	addr      string
 	heartbeat int64
-	version   int64  // the heartbeat at which data was set (see Entry.Version)
-	data      []byte // gob-encoded application data; never modified in place
-	shared    any    // data decoded, if it is immutable and so can be shared (see setData)
-	isShared  bool
+	version   int64     // the heartbeat at which data was set (see Entry.Version)
+	data      []byte    // gob-encoded application data; never modified in place
+	shared    any       // data decoded, if it is immutable and so can be shared (see value)
+	decoded   bool      // shared holds the data
+	mutable   bool      // the data decodes to a value that cannot be shared
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
 	deadAt    time.Time // local time it was declared dead, if !alive
@@ -138,14 +139,17 @@ func (e *entry) withData() Entry {
 // reports whether the live set or any data changed, and which members the
 // update showed newer data for without carrying it (want).
 func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want []string) {
-	_, changed, want, _ = g.mergeUpdateLocked(nil, update, now)
+	_, changed, want, _ = g.mergeUpdateLocked(nil, update, now, true)
 	return changed, want
 }
 
 // mergeUpdateLocked merges a digest and entries, as an exchange carries
 // them, at local time now. It marks each entry it saw with a new mark, gen,
-// and the peer's heartbeat and version, for answer. It returns an error for
-// a malformed digest, having merged what came before.
+// and the peer's heartbeat and version, for answer. If spread is set, what
+// it learns is a rumor to spread on: set it for what peers send us, not for
+// the answers to our own digest, which tell us only how far behind we were
+// (a member that joins would otherwise spread the whole table). It returns an
+// error for a malformed digest, having merged what came before.
 //
 // A member's heartbeat and its data are merged separately, each keeping the
 // newer: the higher heartbeat, noting when it rose, and the data of the
@@ -153,12 +157,12 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want 
 // as dead comes back only if its heartbeat is beyond what it could have
 // reached before it was declared dead (see reviveMargin): stale gossip cannot
 // bring it back, a restart can.
-func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time) (gen uint64, changed bool, want []string, err error) {
+func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time, spread bool) (gen uint64, changed bool, want []string, err error) {
 	t := &g.table
 	t.gen++
 	gen = t.gen
 	merge := func(u Entry) {
-		c, w := g.mergeEntryLocked(u, now, gen)
+		c, w := g.mergeEntryLocked(u, now, gen, spread)
 		changed = changed || c
 		if w {
 			want = append(want, u.Addr)
@@ -186,7 +190,7 @@ func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time)
 // mergeEntryLocked merges one entry (see mergeUpdateLocked). It reports
 // whether the live set or the member's data changed, and whether the entry
 // showed newer data without carrying it.
-func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64) (changed, want bool) {
+func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread bool) (changed, want bool) {
 	t := &g.table
 	if reason := g.checkEntry(u); reason != "" {
 		g.log.WithField("peer", u.Addr).Debugf("gossip: ignoring entry: %s", reason)
@@ -229,7 +233,9 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64) (changed, 
 		e.setData(u.Data)
 		t.members[u.Addr] = e
 		g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
-		g.rumorLocked(u.Addr)
+		if spread {
+			g.rumorLocked(u.Addr)
+		}
 		return true, false
 	case e.alive:
 		if u.Heartbeat > e.heartbeat {
@@ -239,7 +245,9 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64) (changed, 
 			e.version = u.Version
 			if !bytes.Equal(e.data, u.Data) {
 				e.setData(u.Data)
-				g.rumorLocked(u.Addr)
+				if spread {
+					g.rumorLocked(u.Addr)
+				}
 				return true, false
 			}
 		}
@@ -250,7 +258,9 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64) (changed, 
 			e.setData(u.Data)
 		}
 		g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
-		g.rumorLocked(u.Addr)
+		if spread {
+			g.rumorLocked(u.Addr)
+		}
 		return true, false
 	}
 	return false, false
@@ -312,16 +322,18 @@ func (g *Gossip) GetMembers() []Member {
 		changed = g.sweepLocked(g.clock.Now())
 	}
 	type row struct {
-		addr     string
-		hb       int64
-		data     []byte
-		shared   any
-		isShared bool
+		addr  string
+		hb    int64
+		data  []byte
+		value any
+		ok    bool // value is set
 	}
 	rows := make([]row, 0, len(g.table.members))
 	for addr, e := range g.table.members {
 		if e.alive {
-			rows = append(rows, row{addr, e.heartbeat, e.data, e.shared, e.isShared})
+			r := row{addr: addr, hb: e.heartbeat, data: e.data}
+			r.value, r.ok = e.value()
+			rows = append(rows, r)
 		}
 	}
 	g.mu.Unlock()
@@ -330,8 +342,8 @@ func (g *Gossip) GetMembers() []Member {
 	}
 	out := make([]Member, len(rows))
 	for i, r := range rows {
-		out[i] = Member{Addr: r.addr, Heartbeat: r.hb, Data: r.shared}
-		if !r.isShared {
+		out[i] = Member{Addr: r.addr, Heartbeat: r.hb, Data: r.value}
+		if !r.ok {
 			out[i].Data = decodeData(r.data)
 		}
 	}

@@ -200,7 +200,7 @@ func (g *Gossip) answerTo(t *testing.T, digest []Entry, update []Entry, partial 
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gen, _, _, err := g.mergeUpdateLocked(d, update, g.clock.Now())
+	gen, _, _, err := g.mergeUpdateLocked(d, update, g.clock.Now(), true)
 	ad, am := g.table.answer(gen, partial)
 	out := map[string]Entry{}
 	require.NoError(t, readDigest(ad, 100, func(addr []byte, hb, v int64) error {

@@ -133,7 +133,7 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 		g.mu.Unlock()
 		return nil // we dialled ourselves; the caller learns it from From
 	}
-	gen, changed, want, err := g.mergeUpdateLocked(req.Digest, req.Members, g.clock.Now())
+	gen, changed, want, err := g.mergeUpdateLocked(req.Digest, req.Members, g.clock.Now(), true)
 	if err == nil {
 		resp.Digest, resp.Members = g.table.answer(gen, req.Partial)
 		resp.Want = want
@@ -170,7 +170,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 		g.mu.Unlock()
 		return resp.From, nil
 	}
-	_, changed, _, err := g.mergeUpdateLocked(resp.Digest, resp.Members, g.clock.Now())
+	_, changed, _, err := g.mergeUpdateLocked(resp.Digest, resp.Members, g.clock.Now(), false)
 	if err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: bad exchange response")
 	}
@@ -189,7 +189,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 			return resp.From, nil
 		}
 		g.mu.Lock()
-		_, changed, _, _ := g.mergeUpdateLocked(presp.Digest, presp.Members, g.clock.Now())
+		_, changed, _, _ := g.mergeUpdateLocked(presp.Digest, presp.Members, g.clock.Now(), false)
 		g.mu.Unlock()
 		if changed {
 			g.changed()
@@ -454,8 +454,10 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error { return c.dec.D
 func (c *clientCodec) ReadResponseBody(body any) error          { return c.dec.Decode(body) }
 func (c *clientCodec) Close() error                             { return c.conn.Close() }
 
-// clientPool keeps one net/rpc client per peer, reused across rounds, and
-// closes those idle for half the idle timeout.
+// clientPool keeps one net/rpc client per peer, reused across rounds. It
+// holds at most Config.MaxOutboundConns; to make room for a new one it closes
+// the least recently used idle client. It closes those idle for half the idle
+// timeout, before the peer's side times them out.
 type clientPool struct {
 	transport Transport
 	cfg       *Config
@@ -467,8 +469,10 @@ type clientPool struct {
 }
 
 type pooled struct {
-	c    *rpc.Client
-	used time.Time
+	c        *rpc.Client
+	used     time.Time
+	inflight int  // calls under way
+	pooled   bool // held in clients; else closed after its one call
 }
 
 func newClientPool(t Transport, cfg *Config, clock Clock) *clientPool {
@@ -479,31 +483,33 @@ func newClientPool(t Transport, cfg *Config, clock Clock) *clientPool {
 // out to be dead is replaced and the call tried once more.
 func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any) error {
 	for attempt := 0; ; attempt++ {
-		c, reused, err := p.get(ctx, addr)
+		pc, reused, err := p.get(ctx, addr)
 		if err != nil {
 			return err
 		}
-		call := c.Go(method, args, reply, make(chan *rpc.Call, 1))
+		call := pc.c.Go(method, args, reply, make(chan *rpc.Call, 1))
 		select {
 		case <-call.Done:
 			err = call.Error
 		case <-ctx.Done():
-			p.drop(addr, c)
+			p.release(addr, pc, true)
 			return fmt.Errorf("gossip: %s to %s: %w", method, addr, ctx.Err())
 		}
 		var serverErr rpc.ServerError
 		if err == nil || errors.As(err, &serverErr) {
+			p.release(addr, pc, false)
 			return err
 		}
-		p.drop(addr, c)
+		p.release(addr, pc, true)
 		if !reused || attempt > 0 {
 			return fmt.Errorf("gossip: %s to %s: %w", method, addr, err)
 		}
 	}
 }
 
-// get returns the pooled client for addr, dialling one if there is none.
-func (p *clientPool) get(ctx context.Context, addr string) (c *rpc.Client, reused bool, err error) {
+// get returns the pooled client for addr, dialling one if there is none,
+// with a call counted in flight on it.
+func (p *clientPool) get(ctx context.Context, addr string) (pc *pooled, reused bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -511,15 +517,16 @@ func (p *clientPool) get(ctx context.Context, addr string) (c *rpc.Client, reuse
 	}
 	if pc := p.clients[addr]; pc != nil {
 		pc.used = p.clock.Now()
+		pc.inflight++
 		p.mu.Unlock()
-		return pc.c, true, nil
+		return pc, true, nil
 	}
 	p.mu.Unlock()
 	conn, err := p.transport.Dial(ctx, addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
 	}
-	c = rpc.NewClientWithCodec(newClientCodec(conn, p.cfg))
+	c := rpc.NewClientWithCodec(newClientCodec(conn, p.cfg))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -528,20 +535,49 @@ func (p *clientPool) get(ctx context.Context, addr string) (c *rpc.Client, reuse
 	}
 	if pc := p.clients[addr]; pc != nil { // another round dialled meanwhile
 		c.Close()
-		return pc.c, true, nil
+		pc.used = p.clock.Now()
+		pc.inflight++
+		return pc, true, nil
 	}
-	p.clients[addr] = &pooled{c: c, used: p.clock.Now()}
-	return c, false, nil
+	pc = &pooled{c: c, used: p.clock.Now(), inflight: 1}
+	if len(p.clients) >= p.cfg.MaxOutboundConns {
+		p.evictLocked()
+	}
+	if len(p.clients) < p.cfg.MaxOutboundConns {
+		pc.pooled = true
+		p.clients[addr] = pc
+	}
+	return pc, false, nil
 }
 
-// drop closes c and forgets it, if it is still addr's client.
-func (p *clientPool) drop(addr string, c *rpc.Client) {
-	p.mu.Lock()
-	if pc := p.clients[addr]; pc != nil && pc.c == c {
-		delete(p.clients, addr)
+// evictLocked closes the least recently used client with no call in flight.
+func (p *clientPool) evictLocked() {
+	var lru string
+	for addr, pc := range p.clients {
+		if pc.inflight == 0 && (lru == "" || pc.used.Before(p.clients[lru].used)) {
+			lru = addr
+		}
 	}
+	if lru != "" {
+		p.clients[lru].c.Close()
+		delete(p.clients, lru)
+	}
+}
+
+// release ends a call on pc; if broken, or if pc was not pooled, it closes
+// the client.
+func (p *clientPool) release(addr string, pc *pooled, broken bool) {
+	p.mu.Lock()
+	pc.inflight--
+	if broken && p.clients[addr] == pc {
+		delete(p.clients, addr)
+		pc.pooled = false
+	}
+	done := !pc.pooled && pc.inflight == 0
 	p.mu.Unlock()
-	c.Close()
+	if broken || done {
+		pc.c.Close()
+	}
 }
 
 // closeIdle closes the clients unused for half the idle timeout, before the
@@ -551,7 +587,7 @@ func (p *clientPool) closeIdle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, pc := range p.clients {
-		if now.Sub(pc.used) > p.cfg.IdleTimeout/2 {
+		if pc.inflight == 0 && now.Sub(pc.used) > p.cfg.IdleTimeout/2 {
 			pc.c.Close()
 			delete(p.clients, addr)
 		}
