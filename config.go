@@ -56,6 +56,16 @@ type Config struct {
 	// do not answer are retried with backoff, for as long as the member runs.
 	Seeds []string
 
+	// ClusterName names the cluster this member belongs to. Every gossip
+	// exchange carries it, and members with different names refuse each
+	// other's exchanges and merge nothing from them, so that two clusters on
+	// one network never merge by accident (see cluster.go). Names are
+	// compared exactly; empty, the default, is the name of every member that
+	// sets none, old versions included. A member with a ClusterName refuses
+	// Gossip.Gossip pushes, which cannot carry it. It is not a secret: use
+	// TLS against hostile peers.
+	ClusterName string
+
 	// Data is the member's initial application data; nil for none. It must
 	// be encodable by gob (see SetData).
 	Data interface{}

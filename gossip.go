@@ -115,6 +115,8 @@ type Gossip struct {
 	pool   *clientPool
 	conns  connSet
 
+	mismatch logLimit // rate-limits warnings about other clusters' members
+
 	mu      sync.Mutex // protects everything below
 	state   int
 	addr    string // this member's advertised address, set by Start

@@ -53,6 +53,9 @@ type GossipResponse struct{}
 type ExchangeRequest struct {
 	// From is the sender's advertised address.
 	From string
+	// Cluster is the sender's Config.ClusterName; a callee with another
+	// name refuses the request.
+	Cluster string
 	// Members are the sender's live members, itself included.
 	Members []Entry
 }
@@ -62,7 +65,10 @@ type ExchangeRequest struct {
 type ExchangeResponse struct {
 	// From is the callee's advertised address, so that a caller learns who
 	// a seed address really is (possibly itself).
-	From    string
+	From string
+	// Cluster is the callee's Config.ClusterName; a caller with another
+	// name merges nothing from the response.
+	Cluster string
 	Members []Entry
 }
 
@@ -86,6 +92,9 @@ func (s *service) GetMembers(_ GetMembersRequest, resp *GetMembersResponse) erro
 
 // Gossip serves Gossip.Gossip.
 func (s *service) Gossip(req GossipRequest, _ *GossipResponse) error {
+	if s.g.cfg.ClusterName != "" {
+		return errPushNeedsCluster
+	}
 	if len(req.Members) > s.g.cfg.MaxMembers {
 		return fmt.Errorf("gossip: %d members in one message, limit %d", len(req.Members), s.g.cfg.MaxMembers)
 	}
@@ -96,6 +105,10 @@ func (s *service) Gossip(req GossipRequest, _ *GossipResponse) error {
 // Exchange serves Gossip.Exchange.
 func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 	g := s.g
+	resp.Cluster = g.cfg.ClusterName
+	if err := g.checkCluster(req.From, req.Cluster); err != nil {
+		return err
+	}
 	if len(req.Members) > g.cfg.MaxMembers {
 		return fmt.Errorf("gossip: %d members in one message, limit %d", len(req.Members), g.cfg.MaxMembers)
 	}
@@ -122,11 +135,14 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 // callee's advertised address.
 func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 	g.mu.Lock()
-	req := ExchangeRequest{From: g.addr, Members: g.table.wire(nil)}
+	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Members: g.table.wire(nil)}
 	g.mu.Unlock()
 	var resp ExchangeResponse
 	if err := g.pool.call(ctx, addr, "Gossip.Exchange", req, &resp); err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: exchange failed")
+		return "", err
+	}
+	if err := g.checkCluster(addr, resp.Cluster); err != nil {
 		return "", err
 	}
 	g.mu.Lock()
