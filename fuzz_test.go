@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/rpc"
 	"os"
@@ -281,6 +282,9 @@ func mergeSeeds() map[string][]byte {
 		"fail-return": cat(abs(1, 100), []byte{2, 255, 3, 2, 255, 3}, abs(1, start+1<<40), []byte{3}),
 		"flood": cat(abs(1, 9), abs(2, 9), abs(3, 9), abs(4, 9), abs(5, 9),
 			[]byte{0, 0xf9, '1', '.', '2', '.', '3', '.', '4', ':', '5'}, make([]byte, 9)),
+		"self-huge":  cat(abs(0, math.MaxInt64), []byte{3, 4, 7}),
+		"peer-huge":  cat(abs(1, start), abs(1, 1<<62), []byte{1, 1, 1}),
+		"peer-max":   cat(abs(1, math.MaxInt64), []byte{2, 70, 3}, abs(1, 5)),
 		"bad-inputs": cat(abs(6, 5), abs(7, 5), abs(1, -5), abs(1, 0), abs(2, 5, make([]byte, 100)...)),
 		"empty":      {},
 	}
