@@ -50,7 +50,7 @@ func TestClustersWithDifferentNamesNeverMerge(t *testing.T) {
 			}
 		}
 		return false
-	}, 20*blue[0].FailureTime(), 10*time.Millisecond, "the clusters stay apart")
+	}, 10*blue[0].FailureTime(), 10*time.Millisecond, "the clusters stay apart")
 }
 
 func TestClustersWithTheSameNameMerge(t *testing.T) {
