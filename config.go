@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -66,6 +67,16 @@ type Config struct {
 	// do not answer are retried with backoff, for as long as the member runs.
 	Seeds []string
 
+	// ClusterName names the cluster this member belongs to. Every gossip
+	// exchange carries it, and members with different names refuse each
+	// other's exchanges and merge nothing from them, so that two clusters on
+	// one network never merge by accident (see cluster.go). Names are
+	// compared exactly; empty, the default, is the name of every member that
+	// sets none, old versions included. A member with a ClusterName refuses
+	// Gossip.Gossip pushes, which cannot carry it. It is not a secret: use
+	// TLS against hostile peers.
+	ClusterName string
+
 	// Data is the member's initial application data; nil for none. It must
 	// be encodable by gob (see SetData).
 	Data interface{}
@@ -118,6 +129,18 @@ type Config struct {
 
 	// Transport listens and dials. Nil means TCP (TCPTransport).
 	Transport Transport
+
+	// TLS, if not nil, turns on mutual TLS for the member's port, for both
+	// listening and dialling: Transport (or TCP) is wrapped with
+	// NewTLSTransport, handshakes bounded by RPCTimeout. It must hold this
+	// member's certificate and the CA every member shares (RootCAs and
+	// ClientCAs; TLSConfigFromFiles builds one from PEM files); inbound
+	// connections must present a certificate that CA signed
+	// (tls.RequireAndVerifyClientCert). Nil, the default, means plain TCP,
+	// which anyone who reaches the port can read and gossip into: turn TLS
+	// on for any network you do not fully trust. Every member of a cluster
+	// must agree, since TLS and plain members cannot talk.
+	TLS *tls.Config
 
 	// Clock tells the time for the failure rules. Nil means the real clock.
 	Clock Clock
@@ -174,7 +197,17 @@ func (c Config) withDefaults() (Config, error) {
 		c.Resolver = net.DefaultResolver
 	}
 	c.Seeds = append([]string(nil), c.Seeds...)
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	if c.TLS != nil {
+		t, err := NewTLSTransport(c.Transport, c.TLS, c.RPCTimeout)
+		if err != nil {
+			return c, err
+		}
+		c.Transport = t
+	}
+	return c, nil
 }
 
 // validate reports the first invalid field of a Config with defaults applied.

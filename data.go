@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -51,6 +52,10 @@ func init() {
 	gob.Register(map[string]string{})
 	gob.Register(map[string]interface{}{})
 	gob.Register([]interface{}{})
+	// gob numbers types in the order a process first meets them, and data
+	// carries its envelope's number: meet it now, so that the size of
+	// encoded data does not depend on what the program encoded before.
+	gob.NewEncoder(io.Discard).Encode(envelope{})
 }
 
 // envelope is what data is encoded as: an interface, so that its type travels.

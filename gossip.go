@@ -116,6 +116,8 @@ type Gossip struct {
 	pool   *clientPool
 	conns  connSet
 
+	mismatch logLimit // rate-limits warnings about other clusters' members
+
 	mu      sync.Mutex // protects everything below
 	state   int
 	addr    string // this member's advertised address, set by Start
@@ -429,7 +431,7 @@ func (g *Gossip) spreadRumors() {
 		}
 		delete(g.rumors, addr)
 	}
-	req := ExchangeRequest{From: g.addr, Partial: true, Members: g.table.withData(names, g.cfg.MaxMembers)}
+	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Partial: true, Members: g.table.withData(names, g.cfg.MaxMembers)}
 	peers := g.table.livePeers()
 	g.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	g.mu.Unlock()

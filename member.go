@@ -283,6 +283,9 @@ func (g *Gossip) checkEntry(u Entry) string {
 	if !u.WithData && len(u.Data) > 0 {
 		return "data without WithData"
 	}
+	if u.Heartbeat > g.clock.Now().Add(maxHeartbeatLead).UnixMicro() {
+		return "heartbeat too far ahead of the clock"
+	}
 	if len(u.Data) > g.cfg.MaxDataSize {
 		return fmt.Sprintf("data of %d bytes over the limit of %d", len(u.Data), g.cfg.MaxDataSize)
 	}
@@ -442,3 +445,9 @@ func (g *Gossip) retried(name string, ok bool) {
 
 // maxRetryRounds caps the backoff of an unreachable seed, in gossip rounds.
 const maxRetryRounds = 32
+
+// maxHeartbeatLead bounds how far ahead of the local clock, in microseconds,
+// a received heartbeat may be (heartbeats start at a member's start time in
+// microseconds and count one per round). It leaves room for clocks that
+// disagree, and keeps forged heartbeats far from overflowing.
+const maxHeartbeatLead = 365 * 24 * time.Hour

@@ -127,7 +127,7 @@ func TestMergeBoundsTheTable(t *testing.T) {
 	g.mu.Unlock()
 	var flood []Entry
 	for i := 0; i < 1000; i++ {
-		flood = append(flood, Entry{Addr: fmt.Sprintf("10.1.%d.%d:7000", i/256, i%256), Heartbeat: 1 << 62, WithData: true})
+		flood = append(flood, Entry{Addr: fmt.Sprintf("10.1.%d.%d:7000", i/256, i%256), Heartbeat: 1, WithData: true})
 	}
 	g.mergeAt(flood...)
 	assert.Len(t, g.GetMembers(), 10, "a flood of fake members is capped at MaxMembers")

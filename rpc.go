@@ -58,6 +58,9 @@ type GossipResponse struct{}
 type ExchangeRequest struct {
 	// From is the sender's advertised address.
 	From string
+	// Cluster is the sender's Config.ClusterName; a callee with another
+	// name refuses the request.
+	Cluster string
 	// Digest holds the sender's live members, itself included, without
 	// their data, in the compact form of digest.go.
 	Digest []byte
@@ -76,6 +79,9 @@ type ExchangeResponse struct {
 	// From is the callee's advertised address, so that a caller learns who
 	// a seed address really is (possibly itself).
 	From string
+	// Cluster is the callee's Config.ClusterName; a caller with another
+	// name merges nothing from the response.
+	Cluster string
 	// Digest holds the callee's entries that are newer than the request's
 	// but whose data the caller has, in the compact form of digest.go.
 	Digest []byte
@@ -114,6 +120,9 @@ func (s *service) GetMembers(_ GetMembersRequest, resp *GetMembersResponse) erro
 
 // Gossip serves Gossip.Gossip.
 func (s *service) Gossip(req GossipRequest, _ *GossipResponse) error {
+	if s.g.cfg.ClusterName != "" {
+		return errPushNeedsCluster
+	}
 	if len(req.Members) > s.g.cfg.MaxMembers {
 		return fmt.Errorf("gossip: %d members in one message, limit %d", len(req.Members), s.g.cfg.MaxMembers)
 	}
@@ -124,6 +133,10 @@ func (s *service) Gossip(req GossipRequest, _ *GossipResponse) error {
 // Exchange serves Gossip.Exchange.
 func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 	g := s.g
+	resp.Cluster = g.cfg.ClusterName
+	if err := g.checkCluster(req.From, req.Cluster); err != nil {
+		return err
+	}
 	if len(req.Members) > g.cfg.MaxMembers {
 		return fmt.Errorf("gossip: %d members in one message, limit %d", len(req.Members), g.cfg.MaxMembers)
 	}
@@ -151,7 +164,7 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 // and names the data it lacks, which a second request carries.
 func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 	g.mu.Lock()
-	req := ExchangeRequest{From: g.addr, Digest: g.table.digest()}
+	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Digest: g.table.digest()}
 	g.mu.Unlock()
 	return g.exchangeWith(ctx, addr, req)
 }
@@ -164,6 +177,9 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: exchange failed")
 		return "", err
 	}
+	if err := g.checkCluster(addr, resp.Cluster); err != nil {
+		return "", err
+	}
 	g.mu.Lock()
 	if resp.From == g.addr {
 		g.aliases[addr] = true
@@ -174,7 +190,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 	if err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: bad exchange response")
 	}
-	push := ExchangeRequest{From: g.addr, Partial: true}
+	push := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Partial: true}
 	if len(resp.Want) > 0 {
 		push.Members = g.table.withData(resp.Want, g.cfg.MaxMembers)
 	}

@@ -120,7 +120,7 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		batch := make([]Entry, 40)
 		for j := range batch {
-			batch[j] = Entry{Addr: net.JoinHostPort("10.9.1.1", strconv.Itoa(i*40+j+1)), Heartbeat: 1 << 62, WithData: true}
+			batch[j] = Entry{Addr: net.JoinHostPort("10.9.1.1", strconv.Itoa(i*40+j+1)), Heartbeat: time.Now().UnixMicro(), WithData: true}
 		}
 		require.NoError(t, c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: batch}, &ExchangeResponse{}))
 	}
@@ -134,6 +134,7 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 		{Addr: "10.9.2.1:1", Heartbeat: 5, Data: make([]byte, 2*DefaultMaxDataSize)},
 		{Addr: "no port", Heartbeat: 5},
 		{Addr: "10.9.2.2:1", Heartbeat: -3},
+		{Addr: "10.9.2.3:1", Heartbeat: 1 << 62},
 	}
 	require.NoError(t, c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: bad}, &ExchangeResponse{}))
 	for _, e := range bad {
