@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Runs the five-member cluster of docker/compose.yaml and checks, with the
+# stats tool run inside a member, that:
+#   1. all five members come up and agree on the membership;
+#   2. a member killed with `docker kill` is reported gone by every other
+#      member within a bound derived from the failure time;
+#   3. the member, started again, is back and agreed on.
+# Everything it starts is removed on exit, pass or fail. It needs a Docker
+# daemon and `docker compose` or `docker-compose`; without a daemon it skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "cluster-test: $*"; }
+fail() {
+	echo "cluster-test: FAIL: $*" >&2
+	if [ -n "${last:-}" ]; then
+		echo "--- last stats output:" >&2
+		echo "$last" >&2
+	fi
+	exit 1
+}
+
+if ! docker info >/dev/null 2>&1; then
+	say "skipped: no Docker daemon answers 'docker info'"
+	exit 0
+fi
+if docker compose version >/dev/null 2>&1; then
+	compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+	compose_cmd=(docker-compose)
+else
+	say "skipped: neither 'docker compose' nor 'docker-compose' is installed"
+	exit 0
+fi
+
+# The gossip interval, and the failure time it implies for five members:
+# Nfailures × (ceil(log2 5) + 1) × interval = 3 × 4 × interval (failure.go).
+interval_ms=250
+fail_ms=$((3 * 4 * interval_ms))
+# A killed member is declared dead FailureTime after its last heartbeat
+# reached the others, which is at most a spread time before the kill; allow
+# twice the failure time, plus time for the stats rounds.
+gone_bound_s=$(((2 * fail_ms + 999) / 1000 + 3))
+up_bound_s=60
+
+project="gossiptest$$$(date +%s)"
+image="gossip-example:$project"
+ctx="$(mktemp -d)"
+compose() { GOSSIP_IMAGE="$image" GOSSIP_INTERVAL="${interval_ms}ms" "${compose_cmd[@]}" -p "$project" -f docker/compose.yaml "$@"; }
+
+cleanup() {
+	status=$?
+	compose down -v --remove-orphans -t 2 >/dev/null 2>&1 || true
+	docker rmi -f "$image" >/dev/null 2>&1 || true
+	rm -rf "$ctx"
+	exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_s=$SECONDS
+say "building static binaries and image $image"
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/example" ./example
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/stats" ./stats
+cp docker/Dockerfile "$ctx/"
+docker build -q -t "$image" "$ctx" >/dev/null || fail "docker build"
+
+say "starting five members (project $project, interval ${interval_ms}ms, failure time ${fail_ms}ms)"
+compose up -d >/dev/null 2>&1 || { compose up -d; fail "compose up"; }
+declare -A cid
+for m in m1 m2 m3 m4 m5; do
+	cid[$m]="$(compose ps -q "$m")"
+	[ -n "${cid[$m]}" ] || fail "no container for $m"
+done
+
+# stats_from member: stats -all, run inside that member's container.
+last=""
+stats_from() {
+	last="$(docker exec "${cid[$1]}" /stats -all -timeout 1s "$1:7000" 2>&1)" || true
+}
+
+# agreed n: the last stats output shows n members, all seen by all n.
+agreed() {
+	grep -Eq "^queried: +$1 +\($1 answered\)" <<<"$last" &&
+		grep -Eq "^members seen: +$1 *$" <<<"$last" &&
+		grep -Eq "^seen by all: +$1 *$" <<<"$last"
+}
+
+# wait_until seconds description command…: poll until the command succeeds.
+wait_until() {
+	local bound=$1 what=$2 deadline=$((SECONDS + $1))
+	shift 2
+	until "$@"; do
+		[ $SECONDS -lt $deadline ] || fail "$what: not within ${bound}s"
+		sleep 0.25
+	done
+}
+
+t0=$SECONDS
+wait_until $up_bound_s "five members agreeing" eval 'stats_from m1; agreed 5'
+say "five members agree after $((SECONDS - t0))s"
+echo "$last"
+
+if command -v curl >/dev/null 2>&1; then
+	port="$(compose port m1 8080 | tail -n1)"
+	n="$(curl -fsS "http://$port/services/web" | grep -c '"endpoint"' || true)"
+	[ "$n" = 3 ] || fail "GET /services/web on m1 ($port) lists $n endpoints, want 3"
+	curl -fsS "http://$port/healthz" >/dev/null || fail "GET /healthz on m1"
+	say "HTTP API on m1 ($port) lists the 3 web endpoints"
+fi
+
+say "killing m3"
+docker kill "${cid[m3]}" >/dev/null
+t0=$SECONDS
+gone() { stats_from m1 && agreed 4 && ! grep -q '^m3:7000 ' <<<"$last"; }
+wait_until $gone_bound_s "m3 reported gone by all" gone
+say "m3 gone for all four after $((SECONDS - t0))s (bound ${gone_bound_s}s)"
+
+say "starting m3 again"
+docker start "${cid[m3]}" >/dev/null
+t0=$SECONDS
+wait_until $up_bound_s "m3 back" eval 'stats_from m1; agreed 5'
+say "m3 back, five members agree after $((SECONDS - t0))s"
+echo "$last"
+
+say "PASS in $((SECONDS - start_s))s"

@@ -1,0 +1,257 @@
+// Command example is a small service-discovery program built on the gossip
+// package: each instance is a cluster member that advertises one service
+// endpoint, and serves an HTTP API listing the live endpoints of every
+// service.
+//
+//	go run ./example -addr 127.0.0.1:7001 -join 127.0.0.1:7000 \
+//	    -http 127.0.0.1:8081 -service web -endpoint http://127.0.0.1:9001
+//
+// Every flag has an environment variable twin (-addr and GOSSIP_ADDR, …);
+// a flag given on the command line wins. Run it with -h for the list.
+//
+// The member's data is a Service (service.go), set from the flags at start
+// and changed while running with PUT /data:
+//
+//	curl -X PUT -d '{"tags":{"zone":"b"}}' http://127.0.0.1:8081/data
+//
+// It logs joins, failures and data changes, one line each, and closes the
+// member cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gossipfd/gossip"
+	"github.com/sirupsen/logrus"
+)
+
+func main() {
+	log := logrus.New()
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "example:", err)
+		os.Exit(2)
+	}
+	if cfg.debug {
+		log.SetLevel(logrus.DebugLevel)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := start(cfg, log)
+	if err != nil {
+		log.WithError(err).Error("not started")
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := a.shutdown(5 * time.Second); err != nil {
+		log.WithError(err).Error("shutting down")
+		os.Exit(1)
+	}
+}
+
+// config is the command's configuration, from flags and the environment.
+type config struct {
+	addr      string
+	advertise string
+	join      string
+	http      string
+	service   string
+	endpoint  string
+	tags      string
+	interval  time.Duration
+	debug     bool
+}
+
+// envName is the environment variable twin of a flag: -rpc-timeout is
+// GOSSIP_RPC_TIMEOUT.
+func envName(flag string) string {
+	return "GOSSIP_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// parseConfig reads the environment through getenv, then the flags in args,
+// which override it. Usage goes to out.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:7000", "gossip `host:port` to listen on")
+	fs.StringVar(&c.advertise, "advertise", "", "gossip `host:port` other members reach this one at, its identity (in a container, its DNS name); empty means the listen address")
+	fs.StringVar(&c.join, "join", "", "comma-separated seed `host:port`s to join through; DNS names may resolve to several")
+	fs.StringVar(&c.http, "http", "127.0.0.1:8080", "`host:port` of the HTTP API")
+	fs.StringVar(&c.service, "service", "web", "`name` of the service this member advertises")
+	fs.StringVar(&c.endpoint, "endpoint", "", "`URL` of the service this member advertises; empty means http:// with the advertised host and the HTTP API's port")
+	fs.StringVar(&c.tags, "tags", "", "free-form tags of the service, as `k=v,…`")
+	fs.DurationVar(&c.interval, "interval", gossip.Tgossip, "gossip `interval`; failures are detected after a few intervals")
+	fs.BoolVar(&c.debug, "debug", false, "log at debug level, gossip protocol chatter included")
+	fs.Usage = func() { usage(fs) }
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := lookup(getenv, envName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.interval <= 0 {
+		return c, fmt.Errorf("-interval must be positive")
+	}
+	if _, err := parseTags(c.tags); err != nil {
+		return c, fmt.Errorf("-tags: %w", err)
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// usage documents every flag with its environment twin and default.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, "Usage: example [flags]\n\n"+
+		"A gossip member advertising one service endpoint, with an HTTP API.\n"+
+		"Each flag may be set by the environment variable named beside it;\n"+
+		"the command line wins.\n\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, text := flag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		fmt.Fprintf(w, "  -%s%s\n", f.Name, arg)
+		fmt.Fprintf(w, "    \t%s\n    \t(env %s, default %q)\n", text, envName(f.Name), f.DefValue)
+	})
+}
+
+// seeds splits the -join list.
+func seeds(join string) []string {
+	var out []string
+	for _, s := range strings.Split(join, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// defaultEndpoint is http:// with the advertised host and the HTTP port.
+func defaultEndpoint(advertised, httpAddr string) string {
+	host, _, _ := net.SplitHostPort(advertised)
+	_, port, _ := net.SplitHostPort(httpAddr)
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// app is a running member with its HTTP server and change logger.
+type app struct {
+	g        *gossip.Gossip
+	api      *api
+	srv      *http.Server
+	httpAddr string // where the HTTP API listens
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// start starts the member, its HTTP API and the change logger.
+func start(cfg config, log *logrus.Logger) (*app, error) {
+	tags, err := parseTags(cfg.tags)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.http)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	data := Service{Name: cfg.service, Endpoint: cfg.endpoint, Tags: tags}
+	advertised := cfg.advertise
+	if advertised == "" {
+		advertised = cfg.addr
+	}
+	if data.Endpoint == "" {
+		data.Endpoint = defaultEndpoint(advertised, ln.Addr().String())
+	}
+	g, err := gossip.NewWithConfig(gossip.Config{
+		Addr:           cfg.addr,
+		AdvertiseAddr:  cfg.advertise,
+		Seeds:          seeds(cfg.join),
+		Data:           data,
+		GossipInterval: cfg.interval,
+		Logger:         log,
+	})
+	if err == nil {
+		err = g.Start()
+	}
+	if err == nil && cfg.endpoint == "" && advertised != g.Addr() {
+		// The listen address had no usable host (0.0.0.0, port 0):
+		// advertise the one the member picked.
+		data.Endpoint = defaultEndpoint(g.Addr(), ln.Addr().String())
+		err = g.UpdateData(data)
+	}
+	if err != nil {
+		ln.Close()
+		g.Close()
+		return nil, err
+	}
+	a := &app{g: g, api: newAPI(g, data, log), httpAddr: ln.Addr().String()}
+	a.srv = &http.Server{
+		Handler:           a.api.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.WithError(err).Error("http server stopped")
+		}
+	}()
+	go func() {
+		defer a.wg.Done()
+		watch(ctx, g, log.WithField("member", g.Addr()))
+	}()
+	log.WithFields(logrus.Fields{"gossip": g.Addr(), "http": a.httpAddr}).WithFields(dataFields("", data)).Info("example started")
+	return a, nil
+}
+
+// shutdown stops the HTTP server gracefully, waiting up to timeout for
+// requests in flight, then closes the member.
+func (a *app) shutdown(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	a.cancel()
+	if cerr := a.g.Stop(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	a.wg.Wait()
+	return err
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/gob"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/gossipfd/gossip"
+	"github.com/sirupsen/logrus"
+)
+
+// Service is the application data each member carries: the endpoint it
+// advertises. This is the pattern to copy: a plain struct of exported
+// fields, registered with gob in every process that reads it (init below),
+// set when the member starts and changed with UpdateData while it runs.
+// Keep it small: every gossip message carries every member's data, and the
+// library refuses encodings over Config.MaxDataSize (1 KiB by default).
+type Service struct {
+	Name     string            `json:"name"`     // the service's name, e.g. "web"
+	Endpoint string            `json:"endpoint"` // where to reach it, e.g. "http://10.0.0.1:8080"
+	Tags     map[string]string `json:"tags"`     // free-form labels, e.g. zone=a
+}
+
+// gob must know the concrete type behind the interface Member.Data; it is
+// registered as "main.Service", the name other processes must use for it.
+func init() { gob.Register(Service{}) }
+
+// clone returns a copy of s that shares no map with it.
+func (s Service) clone() Service {
+	c := s
+	c.Tags = make(map[string]string, len(s.Tags))
+	for k, v := range s.Tags {
+		c.Tags[k] = v
+	}
+	return c
+}
+
+// parseTags reads "k=v,k2=v2" into a map; an empty string gives an empty map.
+func parseTags(s string) (map[string]string, error) {
+	tags := make(map[string]string)
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("tag %q: want key=value", kv)
+		}
+		tags[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return tags, nil
+}
+
+// formatTags is parseTags' inverse, keys sorted.
+func formatTags(tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + tags[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// change is one difference between two views of the cluster.
+type change struct {
+	kind   string // "joined", "failed" or "data"
+	member gossip.Member
+	old    interface{} // the previous data, for "data"
+}
+
+// diff lists the members that joined, failed and changed data between two
+// GetMembers results, in address order.
+func diff(prev, cur []gossip.Member) []change {
+	old := make(map[string]gossip.Member, len(prev))
+	for _, m := range prev {
+		old[m.Addr] = m
+	}
+	var out []change
+	for _, m := range cur {
+		p, ok := old[m.Addr]
+		switch {
+		case !ok:
+			out = append(out, change{kind: "joined", member: m})
+		case !reflect.DeepEqual(p.Data, m.Data):
+			out = append(out, change{kind: "data", member: m, old: p.Data})
+		}
+		delete(old, m.Addr)
+	}
+	for _, m := range prev {
+		if _, gone := old[m.Addr]; gone {
+			out = append(out, change{kind: "failed", member: m})
+		}
+	}
+	return out
+}
+
+// dataFields describes a member's data as log fields.
+func dataFields(prefix string, data interface{}) logrus.Fields {
+	switch d := data.(type) {
+	case nil:
+		return logrus.Fields{}
+	case Service:
+		return logrus.Fields{prefix + "service": d.Name, prefix + "endpoint": d.Endpoint, prefix + "tags": formatTags(d.Tags)}
+	default:
+		return logrus.Fields{prefix + "data": fmt.Sprint(d)}
+	}
+}
+
+// logChanges logs one line per change, with fields.
+func logChanges(log logrus.FieldLogger, self string, changes []change) {
+	for _, c := range changes {
+		l := log.WithFields(dataFields("", c.member.Data)).WithField("addr", c.member.Addr)
+		if c.member.Addr == self {
+			l = l.WithField("self", true)
+		}
+		switch c.kind {
+		case "joined":
+			l.Info("member joined")
+		case "failed":
+			l.Warn("member failed")
+		case "data":
+			l.WithFields(dataFields("old_", c.old)).Info("member data changed")
+		}
+	}
+}
+
+// watch logs the cluster's changes each time g signals C, until ctx is done
+// or the member closes.
+func watch(ctx context.Context, g *gossip.Gossip, log logrus.FieldLogger) {
+	var prev []gossip.Member
+	self := g.Addr()
+	for {
+		cur := g.GetMembers()
+		logChanges(log, self, diff(prev, cur))
+		prev = cur
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.Done():
+			return
+		case <-g.C:
+		}
+	}
+}

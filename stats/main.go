@@ -1,0 +1,145 @@
+// Command stats reads the members of a running gossip cluster and prints who
+// sees whom.
+//
+//	stats [flags] host:port [host:port …]
+//
+// It calls Gossip.GetMembers on each address given (with -all, on every
+// member those answers name, too) and prints each member with its
+// heartbeat, its data, and how many of the answering members see it alive,
+// then a summary: members seen, seen by all, disagreement, members that did
+// not answer, and the heartbeat lag between observers.
+//
+// stats does not know the application's data types: it decodes the gob
+// answers generically (see gobdec.go) and shows structs, maps, slices and
+// basic values as fmt's %+v would, and anything else as its type and size.
+//
+// It exits 1 if no address answered, 2 on a usage error, and 0 otherwise.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// config is the parsed command line.
+type config struct {
+	addrs   []string
+	opts    options
+	json    bool
+	watch   time.Duration
+	noClear bool
+}
+
+func parseArgs(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&c.opts.timeout, "timeout", 2*time.Second, "give up on an address after this long, dial and call")
+	fs.BoolVar(&c.opts.all, "all", false, "also query every member the answers name")
+	fs.IntVar(&c.opts.parallel, "parallel", 16, "query at most this many addresses at once")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&c.watch, "watch", 0, "refresh every `interval` (e.g. 2s) until interrupted; 0 prints once")
+	fs.BoolVar(&c.noClear, "no-clear", false, "with -watch, do not clear the screen between refreshes")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: stats [flags] host:port [host:port …]\n\n"+
+			"Reads members of a gossip cluster with Gossip.GetMembers and prints who sees whom.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.addrs = fs.Args()
+	switch {
+	case len(c.addrs) == 0:
+		fs.Usage()
+		return c, fmt.Errorf("stats: no address given")
+	case c.opts.timeout <= 0:
+		return c, fmt.Errorf("stats: -timeout must be positive")
+	case c.opts.parallel < 1:
+		return c, fmt.Errorf("stats: -parallel must be at least 1")
+	case c.watch < 0:
+		return c, fmt.Errorf("stats: -watch must not be negative")
+	}
+	return c, nil
+}
+
+// run is the command, returning its exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseArgs(args, stderr)
+	if err == flag.ErrHelp {
+		return 0
+	}
+	if err != nil {
+		if err.Error() != "" {
+			fmt.Fprintln(stderr, err)
+		}
+		return 2
+	}
+	if c.watch == 0 {
+		r := buildReport(collect(ctx, c.addrs, c.opts), time.Now())
+		for _, o := range r.NoAnswer {
+			fmt.Fprintf(stderr, "stats: %s: %v\n", o.Addr, o.Err)
+		}
+		if err := write(stdout, c, r); err != nil {
+			fmt.Fprintf(stderr, "stats: %v\n", err)
+			return 1
+		}
+		if r.Answered == 0 {
+			fmt.Fprintf(stderr, "stats: no address answered\n")
+			return 1
+		}
+		return 0
+	}
+	return watch(ctx, c, stdout)
+}
+
+func write(w io.Writer, c config, r report) error {
+	if c.json {
+		return writeJSON(w, r)
+	}
+	return writeTable(w, r)
+}
+
+// watch prints a report every c.watch until ctx is done, redrawing the
+// screen in place.
+func watch(ctx context.Context, c config, stdout io.Writer) int {
+	t := time.NewTicker(c.watch)
+	defer t.Stop()
+	for {
+		r := buildReport(collect(ctx, c.addrs, c.opts), time.Now())
+		if ctx.Err() != nil {
+			return 0
+		}
+		var buf bytes.Buffer
+		if !c.noClear && !c.json {
+			buf.WriteString("\x1b[H\x1b[2J") // cursor home, clear screen
+		}
+		write(&buf, c, r)
+		if !c.json {
+			for _, o := range r.NoAnswer {
+				fmt.Fprintf(&buf, "%s: %v\n", o.Addr, o.Err)
+			}
+			fmt.Fprintf(&buf, "\n%s, every %v; interrupt to stop\n", r.Time.Format("15:04:05"), c.watch)
+		}
+		stdout.Write(buf.Bytes())
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"net"
+	"net/rpc"
+	"sort"
+	"time"
+
+	"github.com/gossipfd/gossip"
+)
+
+// member is one row of a member's GetMembers answer, its data decoded
+// generically.
+type member struct {
+	Addr      string
+	Heartbeat int64
+	Data      any
+}
+
+// observation is what one queried address answered.
+type observation struct {
+	Addr    string
+	Members []member // nil if Err
+	Err     error
+	Took    time.Duration
+}
+
+// errNotGossip marks an address that answered, but not as a gossip member.
+var errNotGossip = errors.New("not a gossip member")
+
+// rawCodec is a net/rpc client codec that sends requests with encoding/gob
+// and reads responses with the generic Decoder, so that no application type
+// need be known. A response body is stored into a *any.
+type rawCodec struct {
+	conn net.Conn
+	dec  *Decoder
+	enc  *gob.Encoder
+	wbuf *bufio.Writer
+}
+
+func newRawCodec(conn net.Conn) *rawCodec {
+	wbuf := bufio.NewWriter(conn)
+	return &rawCodec{conn: conn, dec: NewDecoder(conn, gossip.DefaultMaxMessageSize), enc: gob.NewEncoder(wbuf), wbuf: wbuf}
+}
+
+func (c *rawCodec) WriteRequest(r *rpc.Request, body any) error {
+	if err := c.enc.Encode(r); err != nil {
+		return err
+	}
+	if err := c.enc.Encode(body); err != nil {
+		return err
+	}
+	return c.wbuf.Flush()
+}
+
+// ReadResponseHeader reads an rpc.Response: struct{ServiceMethod string;
+// Seq uint64; Error string}.
+func (c *rawCodec) ReadResponseHeader(r *rpc.Response) error {
+	v, err := c.dec.Decode()
+	if err != nil {
+		return err
+	}
+	s, ok := v.(Struct)
+	if !ok {
+		return fmt.Errorf("response header is a %T, not a struct", v)
+	}
+	method, _ := s.Get("ServiceMethod")
+	seq, _ := s.Get("Seq")
+	msg, _ := s.Get("Error")
+	r.ServiceMethod, _ = method.(string)
+	r.Error, _ = msg.(string)
+	r.Seq, ok = seq.(uint64)
+	if !ok {
+		return fmt.Errorf("response header without a sequence number")
+	}
+	return nil
+}
+
+func (c *rawCodec) ReadResponseBody(body any) error {
+	v, err := c.dec.Decode()
+	if err != nil {
+		return err
+	}
+	if p, ok := body.(*any); ok {
+		*p = v
+	}
+	return nil
+}
+
+func (c *rawCodec) Close() error { return c.conn.Close() }
+
+// query calls Gossip.GetMembers on addr, giving up after timeout, dial
+// included. It never blocks past the timeout or ctx.
+func query(ctx context.Context, addr string, timeout time.Duration) observation {
+	start := time.Now()
+	members, err := getMembers(ctx, addr, timeout)
+	return observation{Addr: addr, Members: members, Err: err, Took: time.Since(start)}
+}
+
+func getMembers(ctx context.Context, addr string, timeout time.Duration) ([]member, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("no answer within %v (dial)", timeout)
+		}
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	client := rpc.NewClientWithCodec(newRawCodec(conn))
+	defer client.Close()
+	var reply any
+	call := client.Go("Gossip.GetMembers", gossip.GetMembersRequest{}, &reply, make(chan *rpc.Call, 1))
+	select {
+	case <-call.Done:
+	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, fmt.Errorf("no answer within %v", timeout)
+		}
+		return nil, ctx.Err()
+	}
+	var netErr net.Error
+	var serverErr rpc.ServerError
+	switch err := call.Error; {
+	case err == nil:
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return nil, fmt.Errorf("no answer within %v", timeout)
+	case errors.As(err, &serverErr):
+		return nil, fmt.Errorf("%w: %v", errNotGossip, err)
+	case errors.Is(err, rpc.ErrShutdown):
+		return nil, fmt.Errorf("%w: it closed the connection", errNotGossip)
+	default:
+		return nil, fmt.Errorf("%w: bad answer: %v", errNotGossip, err)
+	}
+	members, err := parseMembers(reply)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNotGossip, err)
+	}
+	return members, nil
+}
+
+// parseMembers reads a decoded GetMembersResponse: struct{Members []struct{
+// Addr string; Heartbeat int64; Data interface{}}}.
+func parseMembers(v any) ([]member, error) {
+	s, ok := v.(Struct)
+	if !ok {
+		return nil, fmt.Errorf("response is a %T, not a struct", v)
+	}
+	list, ok := s.Get("Members")
+	rows, isList := list.([]any)
+	if !ok || !isList {
+		return nil, fmt.Errorf("response has no list of members")
+	}
+	members := make([]member, 0, len(rows))
+	for _, r := range rows {
+		rs, ok := r.(Struct)
+		addr, _ := rs.Get("Addr")
+		hb, _ := rs.Get("Heartbeat")
+		data, _ := rs.Get("Data")
+		m := member{Data: data}
+		m.Addr, _ = addr.(string)
+		m.Heartbeat, _ = hb.(int64)
+		if !ok || m.Addr == "" {
+			return nil, fmt.Errorf("malformed member in response")
+		}
+		members = append(members, m)
+	}
+	return members, nil
+}
+
+// options are how collect queries.
+type options struct {
+	timeout  time.Duration // per address, dial and call
+	all      bool          // also query every member learned of
+	parallel int           // queries in flight at most
+}
+
+// maxQueried bounds how many addresses one collect queries with -all.
+const maxQueried = gossip.DefaultMaxMembers
+
+// collect queries addrs, at most o.parallel at once, and with o.all every
+// member the answers name too. It returns one observation per address
+// queried, sorted by address.
+func collect(ctx context.Context, addrs []string, o options) []observation {
+	if o.parallel < 1 {
+		o.parallel = 1
+	}
+	queued := make(map[string]bool)
+	var queue []string
+	add := func(a string) {
+		if !queued[a] && len(queued) < maxQueried {
+			queued[a] = true
+			queue = append(queue, a)
+		}
+	}
+	for _, a := range addrs {
+		add(a)
+	}
+	results := make(chan observation)
+	running := 0
+	var obs []observation
+	for len(queue) > 0 || running > 0 {
+		for running < o.parallel && len(queue) > 0 {
+			a := queue[0]
+			queue = queue[1:]
+			running++
+			go func() { results <- query(ctx, a, o.timeout) }()
+		}
+		r := <-results
+		running--
+		obs = append(obs, r)
+		if o.all && ctx.Err() == nil {
+			for _, m := range r.Members {
+				add(m.Addr)
+			}
+		}
+	}
+	sort.Slice(obs, func(i, j int) bool { return obs[i].Addr < obs[j].Addr })
+	return obs
+}
