@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -22,10 +23,12 @@ import (
 //
 //	go test -run TestSimulation -sim.n 32,128,1024,4096 -sim.loss 0,0.1 -sim.out sim.json
 var (
-	simN    = flag.String("sim.n", "", "cluster sizes to simulate, comma-separated (the simulation runs only if set)")
-	simLoss = flag.String("sim.loss", "0,0.1", "message loss rates to simulate, comma-separated")
-	simRuns = flag.Int("sim.runs", 3, "runs per size and loss rate")
-	simOut  = flag.String("sim.out", "", "write the results as JSON to this file")
+	simN      = flag.String("sim.n", "", "cluster sizes to simulate, comma-separated (the simulation runs only if set)")
+	simLoss   = flag.String("sim.loss", "0,0.1", "message loss rates to simulate, comma-separated")
+	simRuns   = flag.Int("sim.runs", 3, "runs per size and loss rate")
+	simOut    = flag.String("sim.out", "", "write the results as JSON to this file")
+	simSteady = flag.Int("sim.steady", 0, "rounds of steady gossip, counting false reports, before the crash")
+	simEps    = flag.Float64("sim.target", 0, "Config.FalseReportTarget of the simulated members (0: Nfailures)")
 )
 
 // SimResult is one simulated run, as written to -sim.out.
@@ -42,8 +45,13 @@ type SimResult struct {
 	DetectFirst   int `json:"detect_first"`
 	DetectLast    int `json:"detect_last"`
 	FailureRounds int `json:"failure_rounds"`
-	// FalseReports counts live members declared dead during the run.
-	FalseReports int `json:"false_reports"`
+	// FalseReports counts live members declared dead during the run;
+	// PredictedFalse is the bound of failure.go over the steady rounds:
+	// the failure times they span times the probability of any false
+	// report in one.
+	FalseReports   int     `json:"false_reports"`
+	SteadyRounds   int     `json:"steady_rounds"`
+	PredictedFalse float64 `json:"predicted_false"`
 }
 
 // simCluster is n members sharing a fake clock.
@@ -61,7 +69,8 @@ func newSimCluster(t *testing.T, n int, loss float64, seed uint64) *simCluster {
 	c := &simCluster{clk: clk, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss, down: map[int]bool{}, idx: map[string]int{}}
 	full := make([]Entry, n)
 	for i := 0; i < n; i++ {
-		g, err := NewWithConfig(Config{Addr: simAddr(i), GossipInterval: time.Second, Clock: clk, Logger: quietLogger(t), MaxMembers: n + 1})
+		g, err := NewWithConfig(Config{Addr: simAddr(i), GossipInterval: time.Second, Clock: clk, Logger: quietLogger(t), MaxMembers: n + 1,
+			FalseReportTarget: *simEps, ExpectedLoss: max(loss, 0.01)})
 		require.NoError(t, err)
 		g.mu.Lock()
 		g.becomeLocked(simAddr(i))
@@ -168,6 +177,19 @@ func runSim(t *testing.T, n int, loss float64, seed uint64) SimResult {
 		}
 	}
 
+	// Steady gossip: every report is false.
+	for i := 0; i < *simSteady; i++ {
+		for _, d := range c.round() {
+			r.FalseReports += len(d)
+		}
+	}
+	r.SteadyRounds = *simSteady
+	if loss > 0 {
+		miss := r.FailureRounds - spreadRounds(n)
+		bound := float64(n*(n-1)) * math.Pow(missProbability(n, loss), float64(miss))
+		r.PredictedFalse = float64(r.SteadyRounds) / float64(r.FailureRounds) * math.Min(1, bound)
+	}
+
 	// Detection: member 0 crashes.
 	c.down[0] = true
 	dead := map[int]bool{}
@@ -203,8 +225,8 @@ func TestSimulation(t *testing.T) {
 			for run := 0; run < *simRuns; run++ {
 				start := time.Now()
 				r := runSim(t, n, loss, uint64(run+1))
-				t.Logf("n=%d loss=%.2f spread=%d (S(n)=%d) detect first=%d last=%d (FailureTime %d rounds) false=%d [%v]",
-					r.N, r.Loss, r.SpreadRounds, r.PredictedSpread, r.DetectFirst, r.DetectLast, r.FailureRounds, r.FalseReports, time.Since(start).Round(time.Millisecond))
+				t.Logf("n=%d loss=%.2f spread=%d (S(n)=%d) detect first=%d last=%d (FailureTime %d rounds) false=%d in %d steady rounds (bound %.2g) [%v]",
+					r.N, r.Loss, r.SpreadRounds, r.PredictedSpread, r.DetectFirst, r.DetectLast, r.FailureRounds, r.FalseReports, r.SteadyRounds, r.PredictedFalse, time.Since(start).Round(time.Millisecond))
 				results = append(results, r)
 			}
 		}
