@@ -20,6 +20,7 @@ type deathWatch struct {
 	mu      sync.Mutex
 	healthy map[string]bool
 	reports []string
+	times   []time.Time // when each report was seen
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -64,6 +65,7 @@ func (w *deathWatch) run(gs []*gossip.Gossip, period time.Duration) {
 			for addr := range seen[obs] {
 				if !now[addr] && w.healthy[addr] {
 					w.reports = append(w.reports, fmt.Sprintf("%s dropped %s", obs, addr))
+					w.times = append(w.times, time.Now())
 				}
 			}
 			seen[obs] = now
@@ -76,6 +78,73 @@ func (w *deathWatch) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.reports)
+}
+
+// reportTimes returns when each report was seen.
+func (w *deathWatch) reportTimes() []time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Time(nil), w.times...)
+}
+
+// lagWatch measures how late a timer fires in this process: when the
+// machine is too busy to run the members on time, every member's heartbeat
+// stops for as long, and a lag near FailureTime makes false reports that no
+// message loss explains.
+type lagWatch struct {
+	mu     sync.Mutex
+	max    time.Duration
+	spikes []time.Time // when a lag over the threshold ended
+	thresh time.Duration
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func watchLag(period, thresh time.Duration) *lagWatch {
+	l := &lagWatch{thresh: thresh, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case now := <-t.C:
+				now = time.Now()
+				lag := now.Sub(last) - period
+				last = now
+				l.mu.Lock()
+				l.max = max(l.max, lag)
+				if lag > l.thresh {
+					l.spikes = append(l.spikes, now)
+				}
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return l
+}
+
+func (l *lagWatch) finish() (maxLag time.Duration, spikes []time.Time) {
+	close(l.stop)
+	<-l.done
+	return l.max, l.spikes
+}
+
+// nearSpike counts the times that fall within window after a spike.
+func nearSpike(times, spikes []time.Time, window time.Duration) int {
+	n := 0
+	for _, t := range times {
+		for _, s := range spikes {
+			if !t.Before(s) && t.Sub(s) <= window {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func (w *deathWatch) finish() []string {
@@ -117,6 +186,8 @@ func runLoss(ctx context.Context, o options, r *report) error {
 	c.fn.SetLoss(o.loss, mode)
 	c.fn.SetDelay(o.delay, o.delay)
 	w := watchDeaths(c.gs, o.interval)
+	tfail0 := c.gs[0].FailureTime()
+	lag := watchLag(o.interval/4, tfail0/3)
 	start := time.Now()
 	tick := time.NewTicker(o.duration / 10)
 	var maxG int
@@ -130,7 +201,9 @@ func runLoss(ctx context.Context, o options, r *report) error {
 		}
 	}
 	tick.Stop()
+	times := w.reportTimes()
 	reports := w.finish()
+	maxLag, spikes := lag.finish()
 	elapsed := time.Since(start)
 	s := c.fn.Stats()
 	during := measure()
@@ -151,6 +224,8 @@ func runLoss(ctx context.Context, o options, r *report) error {
 	r.add("load held", fmt.Sprintf("%.0f messages/s, %.1f per member per round", float64(s.Writes)/elapsed.Seconds(), float64(s.Writes)/float64(o.n)/(float64(elapsed)/float64(o.interval))))
 	r.add("failure time", fmt.Sprintf("%v (%.0f failure times in the run)", tfail, periods))
 	r.add("false reports", len(reports))
+	r.add("scheduling lag (timer lateness in this process)", fmt.Sprintf("at most %v; %d lags over FailureTime/3; %d of the false reports came within 2 × FailureTime after one",
+		maxLag.Round(time.Millisecond), len(spikes), nearSpike(times, spikes, 2*tfail0)))
 	r.add("predicted false reports", fmt.Sprintf("FalseReportProbability(%d, %.2f, %d) = %.2g per failure time, × %.0f = %.2g over the run", o.n, o.loss, gossip.Nfailures, perPeriod, periods, perPeriod*periods))
 	r.add("connection ends open at most (both ends counted)", s.MaxOpen)
 	r.add("resources: before start / converged / end of run", fmt.Sprintf("%v / %v / %v (at most %d goroutines)", before, loaded, during, maxG))
