@@ -34,7 +34,7 @@ pids=()
 
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	{ wait; } 2>/dev/null || true
 	for n in "${ns[@]}" "$hub"; do ip netns del "$n" 2>/dev/null || true; done
 	rm -rf "$work"
 }
