@@ -327,7 +327,8 @@ func TestUsage(t *testing.T) {
 	var out bytes.Buffer
 	_, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out)
 	require.ErrorIs(t, err, flag.ErrHelp)
-	for _, f := range []string{"addr", "advertise", "join", "http", "service", "endpoint", "tags", "interval", "debug"} {
+	for _, f := range []string{"addr", "advertise", "join", "http", "service", "endpoint", "tags", "interval", "debug",
+		"cluster", "tls-cert", "tls-key", "tls-ca"} {
 		assert.Regexp(t, `(?m)^  -`+f+`( |$)`, out.String(), "usage lists -%s", f)
 		assert.Contains(t, out.String(), "(env "+envName(f)+", default ", "usage gives the env twin of -%s", f)
 	}

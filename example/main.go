@@ -14,12 +14,20 @@
 //
 //	curl -X PUT -d '{"tags":{"zone":"b"}}' http://127.0.0.1:8081/data
 //
+// With -tls-cert, -tls-key and -tls-ca the member speaks mutual TLS: it
+// accepts only peers whose certificate the CA signed, and presents its own
+// to the peers it dials. Every member of a cluster must agree. -cluster
+// names the cluster, so that members of another one are refused:
+//
+//	go run ./example -cluster prod -tls-cert m1.pem -tls-key m1.key -tls-ca ca.pem
+//
 // It logs joins, failures and data changes, one line each, and closes the
 // member cleanly on SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -76,6 +84,10 @@ type config struct {
 	tags      string
 	interval  time.Duration
 	debug     bool
+	cluster   string
+	tlsCert   string
+	tlsKey    string
+	tlsCA     string
 }
 
 // envName is the environment variable twin of a flag: -rpc-timeout is
@@ -99,6 +111,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.tags, "tags", "", "free-form tags of the service, as `k=v,…`")
 	fs.DurationVar(&c.interval, "interval", gossip.Tgossip, "gossip `interval`; failures are detected after a few intervals")
 	fs.BoolVar(&c.debug, "debug", false, "log at debug level, gossip protocol chatter included")
+	fs.StringVar(&c.cluster, "cluster", "", "`name` of the cluster; members with another name are refused. Not a secret: use TLS against hostile peers")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM `file` of this member's certificate, for mutual TLS with -tls-key and -tls-ca; empty (all three) means plain TCP")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM `file` of the private key of -tls-cert")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM `file` of the CA that signs every member's certificate")
 	fs.Usage = func() { usage(fs) }
 
 	var errs []error
@@ -124,7 +140,25 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if _, err := parseTags(c.tags); err != nil {
 		return c, fmt.Errorf("-tags: %w", err)
 	}
+	if err := checkTLSFlags(c.tlsCert, c.tlsKey, c.tlsCA); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkTLSFlags requires -tls-cert, -tls-key and -tls-ca together, or none.
+func checkTLSFlags(cert, key, ca string) error {
+	given := map[string]bool{"-tls-cert": cert != "", "-tls-key": key != "", "-tls-ca": ca != ""}
+	var missing []string
+	for _, f := range []string{"-tls-cert", "-tls-key", "-tls-ca"} {
+		if !given[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 || len(missing) == 3 {
+		return nil
+	}
+	return fmt.Errorf("TLS needs -tls-cert, -tls-key and -tls-ca together (or their GOSSIP_TLS_* twins): %s not given", strings.Join(missing, " and "))
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -183,6 +217,12 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		if tlsConfig, err = gossip.TLSConfigFromFiles(cfg.tlsCert, cfg.tlsKey, cfg.tlsCA); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.http)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -198,10 +238,12 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 	g, err := gossip.NewWithConfig(gossip.Config{
 		Addr:           cfg.addr,
 		AdvertiseAddr:  cfg.advertise,
+		ClusterName:    cfg.cluster,
 		Seeds:          seeds(cfg.join),
 		Data:           data,
 		GossipInterval: cfg.interval,
 		Logger:         log,
+		TLS:            tlsConfig,
 	})
 	if err == nil {
 		err = g.Start()
@@ -238,7 +280,7 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 		defer a.wg.Done()
 		watch(ctx, g, log.WithField("member", g.Addr()))
 	}()
-	log.WithFields(logrus.Fields{"gossip": g.Addr(), "http": a.httpAddr}).WithFields(dataFields("", data)).Info("example started")
+	log.WithFields(logrus.Fields{"gossip": g.Addr(), "http": a.httpAddr, "cluster": cfg.cluster, "tls": tlsConfig != nil}).WithFields(dataFields("", data)).Info("example started")
 	return a, nil
 }
 

@@ -13,6 +13,12 @@
 // answers generically (see gobdec.go) and shows structs, maps, slices and
 // basic values as fmt's %+v would, and anything else as its type and size.
 //
+// For a cluster whose members use mutual TLS (gossip.Config.TLS), give it a
+// certificate the cluster's CA signed with -tls-cert, -tls-key and -tls-ca,
+// or their environment twins GOSSIP_TLS_CERT, GOSSIP_TLS_KEY and
+// GOSSIP_TLS_CA, which a member's container may already set. Without them,
+// such members close the connection at once.
+//
 // It exits 1 if no address answered, 2 on a usage error, and 0 otherwise.
 package main
 
@@ -30,7 +36,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -44,20 +50,41 @@ type config struct {
 	noClear bool
 }
 
-func parseArgs(args []string, stderr io.Writer) (config, error) {
+// envFlags are the flags that have an environment variable twin, as in the
+// example's members: the TLS files, which a member's container may set.
+var envFlags = map[string]string{
+	"tls-cert":        "GOSSIP_TLS_CERT",
+	"tls-key":         "GOSSIP_TLS_KEY",
+	"tls-ca":          "GOSSIP_TLS_CA",
+	"tls-server-name": "GOSSIP_TLS_SERVER_NAME",
+}
+
+// parseArgs reads the flags in args, and the environment twins of a few
+// through getenv; a flag on the command line wins. Usage goes to stderr.
+func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
+	var tf tlsFlags
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&c.opts.timeout, "timeout", 2*time.Second, "give up on an address after this long, dial and call")
+	fs.DurationVar(&c.opts.timeout, "timeout", 2*time.Second, "give up on an address after this long: dial, TLS handshake and call")
 	fs.BoolVar(&c.opts.all, "all", false, "also query every member the answers name")
 	fs.IntVar(&c.opts.parallel, "parallel", 16, "query at most this many addresses at once")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&c.watch, "watch", 0, "refresh every `interval` (e.g. 2s) until interrupted; 0 prints once")
 	fs.BoolVar(&c.noClear, "no-clear", false, "with -watch, do not clear the screen between refreshes")
+	fs.StringVar(&tf.cert, "tls-cert", "", "PEM `file` of a certificate the cluster's CA signed, for members that use TLS; needs -tls-key and -tls-ca (env GOSSIP_TLS_CERT, default none: plain TCP)")
+	fs.StringVar(&tf.key, "tls-key", "", "PEM `file` of the private key of -tls-cert (env GOSSIP_TLS_KEY, default none)")
+	fs.StringVar(&tf.ca, "tls-ca", "", "PEM `file` of the cluster's CA, which must have signed the members' certificates (env GOSSIP_TLS_CA, default none)")
+	fs.StringVar(&tf.serverName, "tls-server-name", "", "check that member certificates name this `host`, as well as the CA's signature (env GOSSIP_TLS_SERVER_NAME, default none: the signature only, as members do)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: stats [flags] host:port [host:port …]\n\n"+
 			"Reads members of a gossip cluster with Gossip.GetMembers and prints who sees whom.\n\nFlags:\n")
 		fs.PrintDefaults()
+	}
+	for name, env := range envFlags {
+		if v := getenv(env); v != "" {
+			fs.Lookup(name).Value.Set(v) // a string flag takes any value
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -74,12 +101,14 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	case c.watch < 0:
 		return c, fmt.Errorf("stats: -watch must not be negative")
 	}
-	return c, nil
+	var err error
+	c.opts.tls, err = tf.clientConfig()
+	return c, err
 }
 
 // run is the command, returning its exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c, err := parseArgs(args, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c, err := parseArgs(args, getenv, stderr)
 	if err == flag.ErrHelp {
 		return 0
 	}

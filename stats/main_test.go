@@ -75,10 +75,14 @@ func startCluster(t *testing.T, data ...any) []*gossip.Gossip {
 	return members
 }
 
+// noEnv is an empty environment.
+func noEnv(string) string { return "" }
+
+// runStats runs the command with args and no environment.
 func runStats(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(context.Background(), args, &out, &errb)
+	code = run(context.Background(), args, noEnv, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -274,7 +278,7 @@ func TestWatch(t *testing.T) {
 	defer cancel()
 	out := &syncBuffer{}
 	done := make(chan int)
-	go func() { done <- run(ctx, []string{"-watch", "20ms", ms[0].Addr()}, out, io.Discard) }()
+	go func() { done <- run(ctx, []string{"-watch", "20ms", ms[0].Addr()}, noEnv, out, io.Discard) }()
 	require.Eventually(t, func() bool {
 		return strings.Count(out.String(), "\x1b[H\x1b[2J") >= 2
 	}, 5*time.Second, 10*time.Millisecond, "two refreshes")
@@ -294,9 +298,13 @@ func TestUsage(t *testing.T) {
 	assert.Contains(t, errOut, "stats: no address given")
 	code, _, errOut = runStats(t, "-h")
 	assert.Equal(t, 0, code)
-	for _, f := range []string{"-all", "-timeout", "-parallel", "-json", "-watch"} {
+	for _, f := range []string{"-all", "-timeout", "-parallel", "-json", "-watch", "-tls-cert", "-tls-key", "-tls-ca", "-tls-server-name"} {
 		assert.Contains(t, errOut, f, "usage names %s", f)
 	}
+	for _, env := range envFlags {
+		assert.Contains(t, errOut, "(env "+env+", default ", "usage names %s and a default", env)
+	}
+	assert.NotContains(t, errOut, "-cluster", "GetMembers is answered whatever the cluster name")
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.

@@ -3,12 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/rpc"
 	"sort"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gossipfd/gossip"
@@ -94,26 +98,27 @@ func (c *rawCodec) ReadResponseBody(body any) error {
 
 func (c *rawCodec) Close() error { return c.conn.Close() }
 
-// query calls Gossip.GetMembers on addr, giving up after timeout, dial
-// included. It never blocks past the timeout or ctx.
-func query(ctx context.Context, addr string, timeout time.Duration) observation {
+// query calls Gossip.GetMembers on addr, with TLS if o.tls is not nil,
+// giving up after o.timeout, dial and TLS handshake included. It never
+// blocks past the timeout or ctx.
+func query(ctx context.Context, addr string, o options) observation {
 	start := time.Now()
-	members, err := getMembers(ctx, addr, timeout)
+	members, err := getMembers(ctx, addr, o.timeout, o.tls)
 	return observation{Addr: addr, Members: members, Err: err, Took: time.Since(start)}
 }
 
-func getMembers(ctx context.Context, addr string, timeout time.Duration) ([]member, error) {
+func getMembers(ctx context.Context, addr string, timeout time.Duration, tlsConfig *tls.Config) ([]member, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	raw, err := dial(ctx, addr, tlsConfig)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("no answer within %v (dial)", timeout)
+		var slow slowStep
+		if errors.As(err, &slow) {
+			return nil, fmt.Errorf("no answer within %v (%s)", timeout, string(slow))
 		}
 		return nil, err
 	}
-	deadline, _ := ctx.Deadline()
-	conn.SetDeadline(deadline)
+	conn := &readCounter{Conn: raw}
 	client := rpc.NewClientWithCodec(newRawCodec(conn))
 	defer client.Close()
 	var reply any
@@ -132,6 +137,14 @@ func getMembers(ctx context.Context, addr string, timeout time.Duration) ([]memb
 	case err == nil:
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return nil, fmt.Errorf("no answer within %v", timeout)
+	case tlsConfig != nil && isTLSAlert(err):
+		// Over TLS 1.3 the member checks our certificate after our
+		// handshake ends: a refusal arrives at the first read.
+		return nil, fmt.Errorf("TLS refused by the member (is -tls-cert signed by its CA?): %v", err)
+	case conn.n.Load() == 0 && tlsConfig == nil:
+		// A member with TLS closes a plain connection without a word.
+		return nil, fmt.Errorf("closed the connection without answering (%v); "+
+			"if the cluster uses TLS, give -tls-cert, -tls-key and -tls-ca", err)
 	case errors.As(err, &serverErr):
 		return nil, fmt.Errorf("%w: %v", errNotGossip, err)
 	case errors.Is(err, rpc.ErrShutdown):
@@ -144,6 +157,61 @@ func getMembers(ctx context.Context, addr string, timeout time.Duration) ([]memb
 		return nil, fmt.Errorf("%w: %v", errNotGossip, err)
 	}
 	return members, nil
+}
+
+// dial connects to addr, and with tlsConfig not nil completes a TLS
+// handshake, within ctx. The connection's deadline is ctx's. A step that
+// ran out of time ends it with a slowStep.
+func dial(ctx context.Context, addr string, tlsConfig *tls.Config) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, slowStep("dial")
+		}
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	if tlsConfig == nil {
+		return conn, nil
+	}
+	tc := tls.Client(conn, tlsConfig)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		var netErr net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, slowStep("TLS handshake")
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, fmt.Errorf("TLS handshake: closed the connection (does the member use TLS?): %v", err)
+		}
+		return nil, fmt.Errorf("TLS handshake: %v", err)
+	}
+	return tc, nil
+}
+
+// isTLSAlert tells whether err is a TLS alert the peer sent, which
+// crypto/tls reports as a *net.OpError whose Op is "remote error".
+func isTLSAlert(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "remote error"
+}
+
+// slowStep is the error of a step of dial that ran out of time.
+type slowStep string
+
+func (s slowStep) Error() string { return string(s) + " timed out" }
+
+// readCounter is a connection that counts the bytes read from it.
+type readCounter struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // parseMembers reads a decoded GetMembersResponse: struct{Members []struct{
@@ -177,7 +245,8 @@ func parseMembers(v any) ([]member, error) {
 
 // options are how collect queries.
 type options struct {
-	timeout  time.Duration // per address, dial and call
+	tls      *tls.Config   // to dial members with; nil for plain TCP
+	timeout  time.Duration // per address, dial, TLS handshake and call
 	all      bool          // also query every member learned of
 	parallel int           // queries in flight at most
 }
@@ -211,7 +280,7 @@ func collect(ctx context.Context, addrs []string, o options) []observation {
 			a := queue[0]
 			queue = queue[1:]
 			running++
-			go func() { results <- query(ctx, a, o.timeout) }()
+			go func() { results <- query(ctx, a, o) }()
 		}
 		r := <-results
 		running--
