@@ -132,6 +132,7 @@ type Gossip struct {
 const (
 	stateNew = iota
 	stateRunning
+	stateLeft // Leave was called: no more rounds, answers until Close
 	stateClosed
 )
 
@@ -383,7 +384,8 @@ func (g *Gossip) loop() {
 }
 
 // Rumor spreading. On top of the periodic exchange (anti-entropy), a member
-// that learns of a new member, a member back from the dead or new data sends
+// that learns of a new member, a member back from the dead, a member that
+// left (see leave.go) or new data sends
 // just those entries at once to rumorFanout random peers. Each member that
 // learns something from them does the same, once, so a change reaches most
 // members in a few round trips rather than in log(n) rounds; the periodic
@@ -431,11 +433,15 @@ func (g *Gossip) spreadRumors() {
 		}
 		delete(g.rumors, addr)
 	}
-	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Partial: true, Members: g.table.withData(names, g.cfg.MaxMembers)}
+	req := ExchangeRequest{
+		From: g.addr, Cluster: g.cfg.ClusterName, Partial: true,
+		Members: g.table.withData(names, g.cfg.MaxMembers),
+		Left:    g.table.leftRecords(names),
+	}
 	peers := g.table.livePeers()
 	g.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	g.mu.Unlock()
-	if len(req.Members) == 0 {
+	if len(req.Members) == 0 && len(req.Left) == 0 {
 		return
 	}
 	g.log.WithFields(logrus.Fields{"rumors": len(names), "peers": min(rumorFanout, len(peers))}).Debug("gossip: spreading rumors")

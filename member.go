@@ -47,13 +47,15 @@ type entry struct {
 	mutable   bool      // the data decodes to a value that cannot be shared
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
-	deadAt    time.Time // local time it was declared dead, if !alive
+	left      bool      // it left the cluster (see leave.go); then !alive
+	deadAt    time.Time // local time it was declared dead or left, if !alive
 
 	// What the peer of the exchange being answered holds for this member,
 	// valid if seen is the exchange's mark (see mergeUpdateLocked).
 	seen           uint64
 	theirHeartbeat int64
 	theirVersion   int64
+	theirLeft      bool // the peer knows that the member left
 }
 
 // table is the membership table: every member known, alive or remembered as
@@ -105,6 +107,7 @@ func (t *table) digest() []byte {
 func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry) {
 	for addr, e := range t.members {
 		switch {
+		case e.left:
 		case !e.alive:
 		case e.seen != gen:
 			if !partial {
@@ -155,9 +158,16 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want 
 // newer: the higher heartbeat, noting when it rose, and the data of the
 // higher version. A member is added only with its data. A member remembered
 // as dead comes back only if its heartbeat is beyond what it could have
-// reached before it was declared dead (see reviveMargin): stale gossip cannot
-// bring it back, a restart can.
+// reached before it was declared dead (see reviveMargin), and one that left
+// only if its heartbeat is beyond the one it left with: stale gossip cannot
+// bring either back, a restart can.
 func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time, spread bool) (gen uint64, changed bool, want []string, err error) {
+	return g.mergeExchangeLocked(digest, update, nil, now, spread)
+}
+
+// mergeExchangeLocked is mergeUpdateLocked with the records of members that
+// left (ExchangeRequest.Left), merged last by mergeLeftLocked.
+func (g *Gossip) mergeExchangeLocked(digest []byte, update []Entry, left []byte, now time.Time, spread bool) (gen uint64, changed bool, want []string, err error) {
 	t := &g.table
 	t.gen++
 	gen = t.gen
@@ -183,6 +193,12 @@ func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time,
 	})
 	for _, u := range update {
 		merge(u)
+	}
+	if lerr := readDigest(left, g.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
+		changed = g.mergeLeftLocked(Entry{Addr: string(addr), Heartbeat: hb, Version: version}, now, gen, spread) || changed
+		return nil
+	}); err == nil {
+		err = lerr
 	}
 	return gen, changed, want, err
 }
@@ -212,11 +228,11 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 	}
 	e := t.members[u.Addr]
 	if e != nil {
-		defer func() { e.seen, e.theirHeartbeat, e.theirVersion = gen, u.Heartbeat, u.Version }()
+		defer func() { e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft = gen, u.Heartbeat, u.Version, false }()
 	}
 	newData := e == nil || u.Version > e.version
 	switch {
-	case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMargin()):
+	case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMarginOf(e)):
 		// Newer data we have not got: keep a live member alive, and ask
 		// for the data; a new or returning member waits for it.
 		if e != nil && e.alive && u.Heartbeat > e.heartbeat {
@@ -251,8 +267,8 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 				return true, false
 			}
 		}
-	case u.Heartbeat > e.heartbeat+g.reviveMargin():
-		e.heartbeat, e.lastRise, e.alive = u.Heartbeat, now, true
+	case u.Heartbeat > e.heartbeat+g.reviveMarginOf(e):
+		e.heartbeat, e.lastRise, e.alive, e.left = u.Heartbeat, now, true, false
 		if newData {
 			e.version = u.Version
 			e.setData(u.Data)
@@ -296,8 +312,8 @@ func (g *Gossip) checkEntry(u Entry) string {
 const maxAddrLen = 512
 
 // sweepLocked applies the failure rules at local time now: a live member
-// whose heartbeat has not risen for FailureTime is declared dead; a dead one
-// is forgotten after the cleanup time. It reports whether the live set
+// whose heartbeat has not risen for FailureTime is declared dead; a dead one,
+// or one that left, is forgotten after the cleanup time. It reports whether the live set
 // changed.
 func (g *Gossip) sweepLocked(now time.Time) (changed bool) {
 	tfail := g.failureTimeLocked()
@@ -408,7 +424,7 @@ func (g *Gossip) recoveryTargetsLocked(now time.Time, alone bool) []string {
 	}
 	if !alone || len(due) == 0 {
 		for addr, e := range g.table.members {
-			if !e.alive {
+			if !e.alive && !e.left {
 				consider(addr)
 			}
 		}

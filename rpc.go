@@ -33,7 +33,9 @@ import (
 //	    carrying data only where the caller's version is older, and names
 //	    the data it lacks (Want), which the caller sends in a second,
 //	    partial request. Rumors (entries that just changed, with their
-//	    data) travel as partial requests too.
+//	    data) travel as partial requests too. Members known to have left
+//	    travel both ways as digest records in the separate Left field (see
+//	    leave.go), which members built before it ignore.
 //
 // Every gob message is bounded by Config.MaxMessageSize; a peer that sends a
 // larger or malformed one is disconnected. A new connection must send its
@@ -70,6 +72,11 @@ type ExchangeRequest struct {
 	// Partial tells that the request holds only some of the sender's
 	// members. The callee then answers only about them.
 	Partial bool
+	// Left holds the members the sender knows to have left the cluster,
+	// in the compact form of digest.go: each record's heartbeat is the one
+	// the member left with (see leave.go). It is a field of its own, not a
+	// flag in Digest, so that members built before it ignore it.
+	Left []byte
 }
 
 // ExchangeResponse is the other half: the entries the callee holds newer
@@ -91,6 +98,10 @@ type ExchangeResponse struct {
 	// Want names the members whose data the request showed newer than the
 	// callee's but did not carry; the caller sends it in a second request.
 	Want []string
+	// Left holds the members the callee knows to have left and the
+	// request showed alive or (unless partial) did not name, as in
+	// ExchangeRequest.Left.
+	Left []byte
 }
 
 // Entry is one member's row on the wire.
@@ -146,9 +157,10 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 		g.mu.Unlock()
 		return nil // we dialled ourselves; the caller learns it from From
 	}
-	gen, changed, want, err := g.mergeUpdateLocked(req.Digest, req.Members, g.clock.Now(), true)
+	gen, changed, want, err := g.mergeExchangeLocked(req.Digest, req.Members, req.Left, g.clock.Now(), true)
 	if err == nil {
 		resp.Digest, resp.Members = g.table.answer(gen, req.Partial)
+		resp.Left = g.table.answerLeft(gen, req.Partial)
 		resp.Want = want
 	}
 	g.mu.Unlock()
@@ -164,7 +176,7 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 // and names the data it lacks, which a second request carries.
 func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 	g.mu.Lock()
-	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Digest: g.table.digest()}
+	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Digest: g.table.digest(), Left: g.table.leftDigest()}
 	g.mu.Unlock()
 	return g.exchangeWith(ctx, addr, req)
 }
@@ -186,7 +198,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 		g.mu.Unlock()
 		return resp.From, nil
 	}
-	_, changed, _, err := g.mergeUpdateLocked(resp.Digest, resp.Members, g.clock.Now(), false)
+	_, changed, _, err := g.mergeExchangeLocked(resp.Digest, resp.Members, resp.Left, g.clock.Now(), false)
 	if err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: bad exchange response")
 	}
@@ -205,7 +217,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 			return resp.From, nil
 		}
 		g.mu.Lock()
-		_, changed, _, _ := g.mergeUpdateLocked(presp.Digest, presp.Members, g.clock.Now(), false)
+		_, changed, _, _ := g.mergeExchangeLocked(presp.Digest, presp.Members, presp.Left, g.clock.Now(), false)
 		g.mu.Unlock()
 		if changed {
 			g.changed()
