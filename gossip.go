@@ -111,6 +111,7 @@ type Gossip struct {
 	stop   error
 	sem    chan struct{} // bounds outgoing exchanges in flight
 	spread chan struct{} // signalled when there are rumors to spread
+	events *eventQueue   // see Events
 
 	server *rpc.Server
 	pool   *clientPool
@@ -161,6 +162,7 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 		done:      make(chan struct{}),
 		sem:       make(chan struct{}, maxExchangesInFlight),
 		spread:    make(chan struct{}, 1),
+		events:    newEventQueue(cfg.EventBuffer),
 		rumors:    make(map[string]bool),
 		retry:     make(map[string]*retryState),
 		aliases:   make(map[string]bool),
@@ -230,9 +232,13 @@ func (g *Gossip) Start() error {
 	g.pool = newClientPool(g.transport, &g.cfg, g.clock)
 	g.becomeLocked(addr)
 
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.serve(ln)
 	go g.loop()
+	go func() {
+		defer g.wg.Done()
+		g.events.run(g.ctx, g.clock)
+	}()
 	g.log.WithFields(logrus.Fields{"seeds": g.cfg.Seeds, "interval": g.cfg.GossipInterval}).Info("gossip member started")
 	return nil
 }
@@ -326,6 +332,7 @@ func (g *Gossip) Stop() error {
 			pool.close()
 		}
 		g.wg.Wait()
+		g.events.closeOut() // run has ended, or never started
 		g.stop = errs.ErrorOrNil()
 		close(g.done)
 		if ln != nil {

@@ -192,6 +192,7 @@ func (g *Gossip) mergeLeftLocked(u Entry, now time.Time, gen uint64, spread bool
 		e.heartbeat = u.Heartbeat
 	case e.alive:
 		e.alive, e.left, e.deadAt, e.heartbeat = false, true, now, u.Heartbeat
+		g.emitLocked(EventLeft, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member left")
 		if spread {
 			g.rumorLocked(u.Addr)

@@ -248,6 +248,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 		e.seen, e.theirHeartbeat, e.theirVersion = gen, u.Heartbeat, u.Version
 		e.setData(u.Data)
 		t.members[u.Addr] = e
+		g.emitLocked(EventJoined, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
 		if spread {
 			g.rumorLocked(u.Addr)
@@ -261,6 +262,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 			e.version = u.Version
 			if !bytes.Equal(e.data, u.Data) {
 				e.setData(u.Data)
+				g.emitLocked(EventUpdated, e, now)
 				if spread {
 					g.rumorLocked(u.Addr)
 				}
@@ -273,6 +275,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 			e.version = u.Version
 			e.setData(u.Data)
 		}
+		g.emitLocked(EventRejoined, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
 		if spread {
 			g.rumorLocked(u.Addr)
@@ -322,6 +325,7 @@ func (g *Gossip) sweepLocked(now time.Time) (changed bool) {
 		case e == g.table.self:
 		case e.alive && now.Sub(e.lastRise) > tfail:
 			e.alive, e.deadAt = false, now
+			g.emitLocked(EventFailed, e, now)
 			g.log.WithFields(logrus.Fields{"peer": addr, "silent": now.Sub(e.lastRise)}).Debug("gossip: member failed")
 			changed = true
 		case !e.alive && now.Sub(e.deadAt) > cleanupTime(tfail):
