@@ -103,15 +103,16 @@ type Gossip struct {
 	transport Transport
 	resolver  Resolver
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Close has finished
-	wg     sync.WaitGroup
-	once   sync.Once
-	stop   error
-	sem    chan struct{} // bounds outgoing exchanges in flight
-	spread chan struct{} // signalled when there are rumors to spread
-	events *eventQueue   // see Events
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when Close has finished
+	wg      sync.WaitGroup
+	once    sync.Once
+	stop    error
+	sem     chan struct{} // bounds outgoing exchanges in flight
+	spread  chan struct{} // signalled when there are rumors to spread
+	events  *eventQueue   // see Events
+	metrics metrics       // see Stats
 
 	server *rpc.Server
 	pool   *clientPool
@@ -229,7 +230,7 @@ func (g *Gossip) Start() error {
 		return fmt.Errorf("gossip: register rpc service: %w", err)
 	}
 	g.ln = ln
-	g.pool = newClientPool(g.transport, &g.cfg, g.clock)
+	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
 	g.becomeLocked(addr)
 
 	g.wg.Add(3)
@@ -468,6 +469,7 @@ func (g *Gossip) tick() {
 		g.mu.Unlock()
 		return
 	}
+	g.metrics.rounds.Add(1)
 	g.table.self.heartbeat++
 	g.table.self.lastRise = now
 	changed := g.sweepLocked(now)

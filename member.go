@@ -168,6 +168,7 @@ func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time,
 // mergeExchangeLocked is mergeUpdateLocked with the records of members that
 // left (ExchangeRequest.Left), merged last by mergeLeftLocked.
 func (g *Gossip) mergeExchangeLocked(digest []byte, update []Entry, left []byte, now time.Time, spread bool) (gen uint64, changed bool, want []string, err error) {
+	defer g.metrics.merged(time.Now())
 	t := &g.table
 	t.gen++
 	gen = t.gen

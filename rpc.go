@@ -23,6 +23,11 @@ import (
 //	Gossip.GetMembers(GetMembersRequest, *GetMembersResponse)
 //	    the live members, as GetMembers returns them: what the stats tool and
 //	    any plain net/rpc client call.
+//	Gossip.Stats(StatsRequest, *StatsResponse)
+//	    the member's Stats: table counts, rounds, messages and bytes sent
+//	    and received, RPC errors and timeouts, merge time, FailureTime
+//	    (see stats.go). Like GetMembers it only reads, and is answered
+//	    whatever the cluster name.
 //	Gossip.Gossip(GossipRequest, *GossipResponse)
 //	    merge the members sent, as Receive does (push only, with the values
 //	    of Member.Data, whose types the receiver must have registered).
@@ -298,7 +303,9 @@ func (g *Gossip) serve(ln net.Listener) {
 		go func() {
 			defer g.wg.Done()
 			defer g.conns.remove(conn)
-			g.server.ServeCodec(newServerCodec(g.ctx, conn, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String())))
+			counted := countingConn{conn, &g.metrics}
+			codec := newServerCodec(g.ctx, counted, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String()))
+			g.server.ServeCodec(countingCodec{codec, &g.metrics})
 		}()
 	}
 }
@@ -490,6 +497,7 @@ type clientPool struct {
 	transport Transport
 	cfg       *Config
 	clock     Clock
+	metrics   *metrics
 
 	mu      sync.Mutex // protects clients and closed
 	clients map[string]*pooled
@@ -503,13 +511,21 @@ type pooled struct {
 	pooled   bool // held in clients; else closed after its one call
 }
 
-func newClientPool(t Transport, cfg *Config, clock Clock) *clientPool {
-	return &clientPool{transport: t, cfg: cfg, clock: clock, clients: make(map[string]*pooled)}
+func newClientPool(t Transport, cfg *Config, clock Clock, m *metrics) *clientPool {
+	return &clientPool{transport: t, cfg: cfg, clock: clock, metrics: m, clients: make(map[string]*pooled)}
 }
 
-// call makes one RPC to addr, bounded by ctx. A pooled connection that turns
-// out to be dead is replaced and the call tried once more.
+// call makes one RPC to addr, bounded by ctx, and counts it. A pooled
+// connection that turns out to be dead is replaced and the call tried once
+// more.
 func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any) error {
+	p.metrics.sent.Add(1)
+	err := p.try(ctx, addr, method, args, reply)
+	p.metrics.called(err)
+	return err
+}
+
+func (p *clientPool) try(ctx context.Context, addr, method string, args, reply any) error {
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx, addr)
 		if err != nil {
@@ -554,7 +570,7 @@ func (p *clientPool) get(ctx context.Context, addr string) (pc *pooled, reused b
 	if err != nil {
 		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
 	}
-	c := rpc.NewClientWithCodec(newClientCodec(conn, p.cfg))
+	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
