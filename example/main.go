@@ -14,7 +14,8 @@
 //
 //	curl -X PUT -d '{"tags":{"zone":"b"}}' http://127.0.0.1:8081/data
 //
-// It logs joins, failures and data changes, one line each, and on SIGINT or
+// It logs joins, failures, leaves and data changes from the member's events,
+// one line each, and on SIGINT or
 // SIGTERM leaves the cluster (so that the others drop it at once) and closes
 // the member. GET /metrics serves the member's counters for Prometheus.
 package main
