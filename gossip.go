@@ -19,13 +19,16 @@
 //	})
 //	if err != nil { ... }
 //	if err := g.Start(); err != nil { ... } // binds the address, joins in the background
-//	defer g.Close()
+//	defer g.Shutdown(ctx)                   // leaves, so the others drop it at once, and closes
 //	for range g.C {                         // signalled on every change
 //		for _, m := range g.GetMembers() {
 //			fmt.Println(m.Addr, m.Data)
 //		}
 //	}
 //
+// Events tells what changed (a member joined, changed its data, failed, left
+// or came back) where C only tells that something did, and Stats returns the
+// member's counters, also served to any net/rpc client as Gossip.Stats.
 // The original package's form, New followed by Run, works too: New never fails
 // and Run logs the error it cannot return. Data of types other than Go's basic
 // ones must be registered with gob.Register in every process that decodes it.
@@ -306,7 +309,9 @@ func (g *Gossip) Done() <-chan struct{} { return g.done }
 
 // Close stops the member: it closes the listener and every connection, stops
 // every goroutine and makes Run return. It is safe to call more than once.
-// Errors from closing are logged; Stop returns them instead.
+// Errors from closing are logged; Stop returns them instead. Close does not
+// leave the cluster: the others drop the member after FailureTime, as for a
+// crash. Shutdown leaves first.
 func (g *Gossip) Close() {
 	if err := g.Stop(); err != nil {
 		g.log.WithError(err).Warn("closing gossip member")

@@ -34,10 +34,11 @@ import (
 const leaveAcks = 3
 
 // Leave announces that this member is leaving the cluster for good and
-// waits until leaveAcks peers (3, or all live peers if fewer) have heard
+// waits until three peers (or all its live peers, if fewer) have heard
 // it, or ctx is done. It bumps the member's heartbeat and marks it as left,
 // then stops its gossip rounds; the member keeps answering its peers, with
-// the news that it left, until Close. Every member then drops it from
+// the news that it left, until Close, and its own GetMembers no longer
+// lists it. Every member then drops it from
 // GetMembers within a few round trips, much sooner than FailureTime, and
 // reports it as left (EventLeft), not failed.
 //
