@@ -92,6 +92,16 @@ type Config struct {
 	// considered dead (see FailureTime). Zero means the package's Nfailures.
 	Nfailures int
 
+	// FalseReportTarget, when positive, replaces Nfailures: FailureTime is
+	// then the shortest that keeps the probability that any member falsely
+	// reports any other dead, in one failure time, at most this at message
+	// loss ExpectedLoss (see failure.go). Zero means Nfailures decides.
+	FalseReportTarget float64
+
+	// ExpectedLoss is the message loss rate FalseReportTarget is met at,
+	// between 0 and 1. Zero means 10%.
+	ExpectedLoss float64
+
 	// MaxDataSize bounds a member's gob-encoded data in bytes. SetData
 	// rejects larger data, and entries carrying larger data are dropped on
 	// receipt, so every member of a cluster should use the same value. Zero
@@ -174,6 +184,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Nfailures == 0 {
 		c.Nfailures = Nfailures
 	}
+	if c.ExpectedLoss == 0 {
+		c.ExpectedLoss = 0.1
+	}
 	if c.MaxDataSize == 0 {
 		c.MaxDataSize = DefaultMaxDataSize
 	}
@@ -239,6 +252,10 @@ func (c Config) validate() error {
 	switch {
 	case c.GossipInterval < 0 || c.RPCTimeout < 0 || c.IdleTimeout < 0:
 		return fmt.Errorf("gossip: negative duration in Config")
+	case c.FalseReportTarget < 0 || c.FalseReportTarget >= 1:
+		return fmt.Errorf("gossip: Config.FalseReportTarget %v: must be in [0, 1)", c.FalseReportTarget)
+	case c.ExpectedLoss < 0 || c.ExpectedLoss >= 1:
+		return fmt.Errorf("gossip: Config.ExpectedLoss %v: must be in [0, 1)", c.ExpectedLoss)
 	case c.Nfailures < 1:
 		return fmt.Errorf("gossip: Config.Nfailures %d: must be at least 1", c.Nfailures)
 	case c.MaxDataSize < 0 || c.MaxMessageSize < 0 || c.MaxMembers < 0 || c.MaxInboundConns < 0 || c.MaxOutboundConns < 0 || c.EventBuffer < 0:

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -115,4 +116,27 @@ func TestFalseReportProbability(t *testing.T) {
 	}
 	assert.Less(t, FalseReportProbability(32, 0.1, 4), FalseReportProbability(32, 0.1, 3), "more Nfailures, fewer false reports")
 	assert.Less(t, FalseReportProbability(32, 0.05, 3), FalseReportProbability(32, 0.1, 3), "less loss, fewer false reports")
+}
+
+func TestTargetRounds(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want int
+	}{{32, 15}, {128, 18}, {1000, 22}} {
+		got := targetRounds(tc.n, 0.1, 1e-6)
+		assert.Equal(t, tc.want, got, "n=%d", tc.n)
+		// The bound holds at the rounds chosen and not at one fewer.
+		miss := float64(got - spreadRounds(tc.n))
+		q := missProbability(tc.n, 0.1)
+		nn := float64(tc.n * (tc.n - 1))
+		assert.LessOrEqual(t, nn*math.Pow(q, miss), 1e-6)
+		assert.Greater(t, nn*math.Pow(q, miss-1), 1e-6)
+	}
+	assert.Equal(t, spreadRounds(5)+1, targetRounds(5, 0, 1e-6), "no loss: one round beyond the spread")
+
+	g := newUnitMember(t, newFakeClock())
+	g.cfg.FalseReportTarget = 1e-6
+	assert.Equal(t, time.Duration(targetRounds(1, 0.1, 1e-6))*time.Second, g.FailureTime())
+	_, err := NewWithConfig(Config{Addr: "127.0.0.1:0", FalseReportTarget: 2})
+	assert.ErrorContains(t, err, "FalseReportTarget")
 }

@@ -172,7 +172,7 @@ func (g *Gossip) mergeLeftLocked(u Entry, now time.Time, gen uint64, spread bool
 		if g.state == stateRunning && u.Heartbeat >= self.heartbeat {
 			self.heartbeat = u.Heartbeat + 1
 		}
-		self.seen, self.theirHeartbeat, self.theirVersion, self.theirLeft = gen, u.Heartbeat, u.Version, true
+		t.markLeft(self, gen, u.Heartbeat, u.Version)
 		return false
 	}
 	e := t.members[u.Addr]
@@ -185,7 +185,7 @@ func (g *Gossip) mergeLeftLocked(u Entry, now time.Time, gen uint64, spread bool
 		e = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, left: true, deadAt: now}
 		t.members[u.Addr] = e
 	}
-	defer func() { e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft = gen, u.Heartbeat, u.Version, true }()
+	defer t.markLeft(e, gen, u.Heartbeat, u.Version)
 	switch {
 	case u.Heartbeat < e.heartbeat:
 		// A later life of the member, or news older than ours.
@@ -241,13 +241,25 @@ func (t *table) leftRecords(names []string) []byte {
 
 // answerLeft returns the records of the members that left which the peer
 // whose update was merged under mark gen does not know to have left: those
-// it named as live, and (unless partial) those it did not name.
+// it named as live, and (unless partial) those it did not name. A partial
+// update is answered from its own entries only, as answer does.
 func (t *table) answerLeft(gen uint64, partial bool) []byte {
 	var d []byte
-	for addr, e := range t.members {
+	each := func(e *entry) {
 		if e.left && (e.seen == gen && !e.theirLeft || e.seen != gen && !partial) {
-			d = appendDigest(d, addr, e.heartbeat, e.version)
+			d = appendDigest(d, e.addr, e.heartbeat, e.version)
 		}
+	}
+	if partial {
+		for _, e := range t.seen {
+			if t.members[e.addr] == e {
+				each(e)
+			}
+		}
+		return d
+	}
+	for _, e := range t.members {
+		each(e)
 	}
 	return d
 }

@@ -63,7 +63,24 @@ type entry struct {
 type table struct {
 	members map[string]*entry // by address, this member included
 	self    *entry
-	gen     uint64 // the last mark given to an update (see mergeUpdateLocked)
+	gen     uint64   // the last mark given to an update (see mergeUpdateLocked)
+	seen    []*entry // the entries marked with gen
+}
+
+// mark records that the update being merged under mark gen holds the
+// entry e at heartbeat hb and data version v, as a live member (see
+// markLeft for one that left).
+func (t *table) mark(e *entry, gen uint64, hb, v int64) {
+	if e.seen != gen {
+		t.seen = append(t.seen, e)
+	}
+	e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft = gen, hb, v, false
+}
+
+// markLeft is mark for a member the update says left at heartbeat hb.
+func (t *table) markLeft(e *entry, gen uint64, hb, v int64) {
+	t.mark(e, gen, hb, v)
+	e.theirLeft = true
 }
 
 // livePeers returns the addresses of the live members other than this one.
@@ -105,7 +122,7 @@ func (t *table) digest() []byte {
 // where the update's version was older or (unless partial) the update did not
 // name them.
 func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry) {
-	for addr, e := range t.members {
+	each := func(e *entry) {
 		switch {
 		case e.left:
 		case !e.alive:
@@ -116,8 +133,21 @@ func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry
 		case e.version > e.theirVersion:
 			members = append(members, e.withData())
 		case e.heartbeat > e.theirHeartbeat:
-			digest = appendDigest(digest, addr, e.heartbeat, e.version)
+			digest = appendDigest(digest, e.addr, e.heartbeat, e.version)
 		}
+	}
+	if partial {
+		// Only the update's own entries: a rumor costs its size, not the
+		// table's.
+		for _, e := range t.seen {
+			if t.members[e.addr] == e {
+				each(e)
+			}
+		}
+		return digest, members
+	}
+	for _, e := range t.members {
+		each(e)
 	}
 	return digest, members
 }
@@ -172,6 +202,8 @@ func (g *Gossip) mergeExchangeLocked(digest []byte, update []Entry, left []byte,
 	t := &g.table
 	t.gen++
 	gen = t.gen
+	clear(t.seen)
+	t.seen = t.seen[:0]
 	merge := func(u Entry) {
 		c, w := g.mergeEntryLocked(u, now, gen, spread)
 		changed = changed || c
@@ -183,7 +215,7 @@ func (g *Gossip) mergeExchangeLocked(digest []byte, update []Entry, left []byte,
 		// The common case, a known live member's heartbeat, without
 		// allocating.
 		if e := t.members[string(addr)]; e != nil && e.alive && e != t.self && version <= e.version {
-			e.seen, e.theirHeartbeat, e.theirVersion = gen, hb, version
+			t.mark(e, gen, hb, version)
 			if hb > e.heartbeat {
 				e.heartbeat, e.lastRise = hb, now
 			}
@@ -224,12 +256,12 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 				self.version = self.heartbeat
 			}
 		}
-		self.seen, self.theirHeartbeat, self.theirVersion = gen, u.Heartbeat, u.Version
+		t.mark(self, gen, u.Heartbeat, u.Version)
 		return false, false
 	}
 	e := t.members[u.Addr]
 	if e != nil {
-		defer func() { e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft = gen, u.Heartbeat, u.Version, false }()
+		defer t.mark(e, gen, u.Heartbeat, u.Version)
 	}
 	newData := e == nil || u.Version > e.version
 	switch {
@@ -246,7 +278,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 			return false, false
 		}
 		e = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true}
-		e.seen, e.theirHeartbeat, e.theirVersion = gen, u.Heartbeat, u.Version
+		t.mark(e, gen, u.Heartbeat, u.Version)
 		e.setData(u.Data)
 		t.members[u.Addr] = e
 		g.emitLocked(EventJoined, e, now)

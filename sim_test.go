@@ -1,0 +1,249 @@
+package gossip
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The simulation drives the protocol's own table code (digest, merge,
+// answer, sweep) in lockstep rounds over an in-memory exchange, with virtual
+// time and no sockets, to measure spread and detection past what one machine
+// can run as real members. It leaves out what only the network part does:
+// rumors and connection handling.
+//
+//	go test -run TestSimulation -sim.n 32,128,1024,4096 -sim.loss 0,0.1 -sim.out sim.json
+var (
+	simN      = flag.String("sim.n", "", "cluster sizes to simulate, comma-separated (the simulation runs only if set)")
+	simLoss   = flag.String("sim.loss", "0,0.1", "message loss rates to simulate, comma-separated")
+	simRuns   = flag.Int("sim.runs", 3, "runs per size and loss rate")
+	simOut    = flag.String("sim.out", "", "write the results as JSON to this file")
+	simSteady = flag.Int("sim.steady", 0, "rounds of steady gossip, counting false reports, before the crash")
+	simEps    = flag.Float64("sim.target", 0, "Config.FalseReportTarget of the simulated members (0: Nfailures)")
+)
+
+// SimResult is one simulated run, as written to -sim.out.
+type SimResult struct {
+	N    int     `json:"n"`
+	Loss float64 `json:"loss"`
+	// SpreadRounds is the rounds until every member had a data change of
+	// one member; PredictedSpread is S(n).
+	SpreadRounds    int `json:"spread_rounds"`
+	PredictedSpread int `json:"predicted_spread"`
+	// DetectFirst and DetectLast are the rounds from a crash until the
+	// first and the last member declared it dead; FailureRounds is
+	// FailureTime in rounds.
+	DetectFirst   int `json:"detect_first"`
+	DetectLast    int `json:"detect_last"`
+	FailureRounds int `json:"failure_rounds"`
+	// FalseReports counts live members declared dead during the run;
+	// PredictedFalse is the bound of failure.go over the steady rounds:
+	// the failure times they span times the probability of any false
+	// report in one.
+	FalseReports   int     `json:"false_reports"`
+	SteadyRounds   int     `json:"steady_rounds"`
+	PredictedFalse float64 `json:"predicted_false"`
+}
+
+// simCluster is n members sharing a fake clock.
+type simCluster struct {
+	clk  *fakeClock
+	ms   []*Gossip
+	rng  *rand.Rand
+	loss float64
+	down map[int]bool
+	idx  map[string]int // member index by address
+}
+
+func newSimCluster(t *testing.T, n int, loss float64, seed uint64) *simCluster {
+	clk := newFakeClock()
+	c := &simCluster{clk: clk, rng: rand.New(rand.NewPCG(seed, 1)), loss: loss, down: map[int]bool{}, idx: map[string]int{}}
+	full := make([]Entry, n)
+	for i := 0; i < n; i++ {
+		g, err := NewWithConfig(Config{Addr: simAddr(i), GossipInterval: time.Second, Clock: clk, Logger: quietLogger(t), MaxMembers: n + 1,
+			FalseReportTarget: *simEps, ExpectedLoss: max(loss, 0.01)})
+		require.NoError(t, err)
+		g.mu.Lock()
+		g.becomeLocked(simAddr(i))
+		full[i] = g.table.self.withData()
+		g.mu.Unlock()
+		c.ms = append(c.ms, g)
+		c.idx[simAddr(i)] = i
+	}
+	// Start converged: everyone knows everyone.
+	for _, g := range c.ms {
+		g.mu.Lock()
+		g.mergeUpdateLocked(nil, full, clk.Now(), false)
+		g.mu.Unlock()
+	}
+	return c
+}
+
+func simAddr(i int) string { return fmt.Sprintf("10.%d.%d.%d:7000", i>>16&255, i>>8&255, i&255) }
+
+// round runs one gossip round: every member that is up counts its heartbeat
+// up, applies the failure rules and exchanges with a random live peer; a
+// request or an answer is lost with probability loss. It returns the
+// members each member newly declared dead.
+func (c *simCluster) round() (died map[int][]string) {
+	c.clk.Advance(time.Second)
+	now := c.clk.Now()
+	died = map[int][]string{}
+	for i, g := range c.ms {
+		if c.down[i] {
+			continue
+		}
+		g.mu.Lock()
+		g.table.self.heartbeat++
+		g.table.self.lastRise = now
+		if g.sweepLocked(now) {
+			for a, e := range g.table.members {
+				if !e.alive && e.deadAt.Equal(now) {
+					died[i] = append(died[i], a)
+				}
+			}
+		}
+		peers := g.table.livePeers()
+		var req []byte
+		if len(peers) > 0 {
+			req = g.table.digest()
+		}
+		g.mu.Unlock()
+		if len(peers) == 0 {
+			continue
+		}
+		j := c.index(peers[c.rng.IntN(len(peers))])
+		if c.down[j] || c.rng.Float64() < c.loss {
+			continue // the peer is down, or the request was lost
+		}
+		callee := c.ms[j]
+		callee.mu.Lock()
+		gen, _, want, _ := callee.mergeUpdateLocked(req, nil, now, false)
+		ad, am := callee.table.answer(gen, false)
+		callee.mu.Unlock()
+		if c.rng.Float64() < c.loss {
+			continue // the answer was lost
+		}
+		g.mu.Lock()
+		g.mergeUpdateLocked(ad, am, now, false)
+		push := g.table.withData(want, len(want))
+		g.mu.Unlock()
+		if len(push) > 0 && c.rng.Float64() >= c.loss {
+			callee.mu.Lock()
+			callee.mergeUpdateLocked(nil, push, now, false)
+			callee.mu.Unlock()
+		}
+	}
+	return died
+}
+
+func (c *simCluster) index(addr string) int { return c.idx[addr] }
+
+// runSim measures, on a converged cluster of n, the spread of a data change
+// and the detection of a crash.
+func runSim(t *testing.T, n int, loss float64, seed uint64) SimResult {
+	c := newSimCluster(t, n, loss, seed)
+	r := SimResult{N: n, Loss: loss, PredictedSpread: spreadRounds(n)}
+	r.FailureRounds = int(c.ms[1].FailureTime() / time.Second)
+
+	// Spread: member 0 changes its data.
+	require.NoError(t, c.ms[0].UpdateData("changed"))
+	c.ms[0].mu.Lock()
+	version := c.ms[0].table.self.version
+	c.ms[0].mu.Unlock()
+	for r.SpreadRounds = 1; ; r.SpreadRounds++ {
+		died := c.round()
+		for _, d := range died {
+			r.FalseReports += len(d)
+		}
+		all := true
+		for _, g := range c.ms[1:] {
+			g.mu.Lock()
+			e := g.table.members[simAddr(0)]
+			all = all && e != nil && e.version >= version
+			g.mu.Unlock()
+		}
+		if all || r.SpreadRounds > 50*r.PredictedSpread {
+			break
+		}
+	}
+
+	// Steady gossip: every report is false.
+	for i := 0; i < *simSteady; i++ {
+		for _, d := range c.round() {
+			r.FalseReports += len(d)
+		}
+	}
+	r.SteadyRounds = *simSteady
+	if loss > 0 {
+		miss := r.FailureRounds - spreadRounds(n)
+		bound := float64(n*(n-1)) * math.Pow(missProbability(n, loss), float64(miss))
+		r.PredictedFalse = float64(r.SteadyRounds) / float64(r.FailureRounds) * math.Min(1, bound)
+	}
+
+	// Detection: member 0 crashes.
+	c.down[0] = true
+	dead := map[int]bool{}
+	for rounds := 1; len(dead) < n-1 && rounds < 10*r.FailureRounds; rounds++ {
+		for i, ds := range c.round() {
+			for _, a := range ds {
+				if a != simAddr(0) {
+					r.FalseReports++
+					continue
+				}
+				dead[i] = true
+				if r.DetectFirst == 0 {
+					r.DetectFirst = rounds
+				}
+				r.DetectLast = rounds
+			}
+		}
+	}
+	return r
+}
+
+func TestSimulation(t *testing.T) {
+	if *simN == "" {
+		t.Skip("set -sim.n to run the simulation")
+	}
+	var results []SimResult
+	for _, ns := range strings.Split(*simN, ",") {
+		n, err := strconv.Atoi(ns)
+		require.NoError(t, err)
+		for _, ls := range strings.Split(*simLoss, ",") {
+			loss, err := strconv.ParseFloat(ls, 64)
+			require.NoError(t, err)
+			for run := 0; run < *simRuns; run++ {
+				start := time.Now()
+				r := runSim(t, n, loss, uint64(run+1))
+				t.Logf("n=%d loss=%.2f spread=%d (S(n)=%d) detect first=%d last=%d (FailureTime %d rounds) false=%d in %d steady rounds (bound %.2g) [%v]",
+					r.N, r.Loss, r.SpreadRounds, r.PredictedSpread, r.DetectFirst, r.DetectLast, r.FailureRounds, r.FalseReports, r.SteadyRounds, r.PredictedFalse, time.Since(start).Round(time.Millisecond))
+				results = append(results, r)
+			}
+		}
+	}
+	if *simOut != "" {
+		b, err := json.MarshalIndent(results, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(*simOut, b, 0o644))
+	}
+}
+
+// TestSimulationSmall keeps the simulation itself tested in the default run.
+func TestSimulationSmall(t *testing.T) {
+	r := runSim(t, 16, 0.1, 1)
+	require.LessOrEqual(t, r.SpreadRounds, 3*r.PredictedSpread, "%+v", r)
+	require.Positive(t, r.DetectFirst, "%+v", r)
+	require.GreaterOrEqual(t, r.DetectFirst, r.FailureRounds, "no member detects before FailureTime: %+v", r)
+	require.LessOrEqual(t, r.DetectLast, r.FailureRounds+3*r.PredictedSpread, "%+v", r)
+	require.Zero(t, r.FalseReports, "%+v", r)
+}
