@@ -152,6 +152,11 @@ type Config struct {
 	// must agree, since TLS and plain members cannot talk.
 	TLS *tls.Config
 
+	// EventBuffer bounds the events queued for a reader of Events that
+	// does not keep up; beyond it events are dropped and counted (see
+	// events.go). Zero means DefaultEventBuffer.
+	EventBuffer int
+
 	// Clock tells the time for the failure rules. Nil means the real clock.
 	Clock Clock
 
@@ -199,6 +204,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.EventBuffer == 0 {
+		c.EventBuffer = DefaultEventBuffer
 	}
 	if c.Transport == nil {
 		c.Transport = TCPTransport{}
@@ -250,7 +258,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("gossip: Config.ExpectedLoss %v: must be in [0, 1)", c.ExpectedLoss)
 	case c.Nfailures < 1:
 		return fmt.Errorf("gossip: Config.Nfailures %d: must be at least 1", c.Nfailures)
-	case c.MaxDataSize < 0 || c.MaxMessageSize < 0 || c.MaxMembers < 0 || c.MaxInboundConns < 0 || c.MaxOutboundConns < 0:
+	case c.MaxDataSize < 0 || c.MaxMessageSize < 0 || c.MaxMembers < 0 || c.MaxInboundConns < 0 || c.MaxOutboundConns < 0 || c.EventBuffer < 0:
 		return fmt.Errorf("gossip: negative limit in Config")
 	case c.MaxDataSize > c.MaxMessageSize:
 		return fmt.Errorf("gossip: Config.MaxDataSize %d exceeds MaxMessageSize %d", c.MaxDataSize, c.MaxMessageSize)

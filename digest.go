@@ -14,6 +14,12 @@ import (
 //
 // so that an entry takes its address plus about ten bytes, and gob copies
 // the digest as one byte slice instead of encoding a struct per entry.
+//
+// The same records describe the members that left the cluster, in a byte
+// string of their own (ExchangeRequest.Left), where the heartbeat is the one
+// the member left with. The record format is unchanged, and no flag is
+// folded into it: a member built before leaving existed would misread a
+// changed record, whereas it skips the unknown field.
 
 // errBadDigest is returned for a digest that does not parse.
 var errBadDigest = errors.New("gossip: malformed digest")

@@ -19,13 +19,16 @@
 //	})
 //	if err != nil { ... }
 //	if err := g.Start(); err != nil { ... } // binds the address, joins in the background
-//	defer g.Close()
+//	defer g.Shutdown(ctx)                   // leaves, so the others drop it at once, and closes
 //	for range g.C {                         // signalled on every change
 //		for _, m := range g.GetMembers() {
 //			fmt.Println(m.Addr, m.Data)
 //		}
 //	}
 //
+// Events tells what changed (a member joined, changed its data, failed, left
+// or came back) where C only tells that something did, and Stats returns the
+// member's counters, also served to any net/rpc client as Gossip.Stats.
 // The original package's form, New followed by Run, works too: New never fails
 // and Run logs the error it cannot return. Data of types other than Go's basic
 // ones must be registered with gob.Register in every process that decodes it.
@@ -103,14 +106,16 @@ type Gossip struct {
 	transport Transport
 	resolver  Resolver
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	done   chan struct{} // closed when Close has finished
-	wg     sync.WaitGroup
-	once   sync.Once
-	stop   error
-	sem    chan struct{} // bounds outgoing exchanges in flight
-	spread chan struct{} // signalled when there are rumors to spread
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when Close has finished
+	wg      sync.WaitGroup
+	once    sync.Once
+	stop    error
+	sem     chan struct{} // bounds outgoing exchanges in flight
+	spread  chan struct{} // signalled when there are rumors to spread
+	events  *eventQueue   // see Events
+	metrics metrics       // see Stats
 
 	server *rpc.Server
 	pool   *clientPool
@@ -132,6 +137,7 @@ type Gossip struct {
 const (
 	stateNew = iota
 	stateRunning
+	stateLeft // Leave was called: no more rounds, answers until Close
 	stateClosed
 )
 
@@ -160,6 +166,7 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 		done:      make(chan struct{}),
 		sem:       make(chan struct{}, maxExchangesInFlight),
 		spread:    make(chan struct{}, 1),
+		events:    newEventQueue(cfg.EventBuffer),
 		rumors:    make(map[string]bool),
 		retry:     make(map[string]*retryState),
 		aliases:   make(map[string]bool),
@@ -226,12 +233,16 @@ func (g *Gossip) Start() error {
 		return fmt.Errorf("gossip: register rpc service: %w", err)
 	}
 	g.ln = ln
-	g.pool = newClientPool(g.transport, &g.cfg, g.clock)
+	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
 	g.becomeLocked(addr)
 
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.serve(ln)
 	go g.loop()
+	go func() {
+		defer g.wg.Done()
+		g.events.run(g.ctx, g.clock)
+	}()
 	g.log.WithFields(logrus.Fields{"seeds": g.cfg.Seeds, "interval": g.cfg.GossipInterval}).Info("gossip member started")
 	return nil
 }
@@ -298,7 +309,9 @@ func (g *Gossip) Done() <-chan struct{} { return g.done }
 
 // Close stops the member: it closes the listener and every connection, stops
 // every goroutine and makes Run return. It is safe to call more than once.
-// Errors from closing are logged; Stop returns them instead.
+// Errors from closing are logged; Stop returns them instead. Close does not
+// leave the cluster: the others drop the member after FailureTime, as for a
+// crash. Shutdown leaves first.
 func (g *Gossip) Close() {
 	if err := g.Stop(); err != nil {
 		g.log.WithError(err).Warn("closing gossip member")
@@ -325,6 +338,7 @@ func (g *Gossip) Stop() error {
 			pool.close()
 		}
 		g.wg.Wait()
+		g.events.closeOut() // run has ended, or never started
 		g.stop = errs.ErrorOrNil()
 		close(g.done)
 		if ln != nil {
@@ -383,7 +397,8 @@ func (g *Gossip) loop() {
 }
 
 // Rumor spreading. On top of the periodic exchange (anti-entropy), a member
-// that learns of a new member, a member back from the dead or new data sends
+// that learns of a new member, a member back from the dead, a member that
+// left (see leave.go) or new data sends
 // just those entries at once to rumorFanout random peers. Each member that
 // learns something from them does the same, once, so a change reaches most
 // members in a few round trips rather than in log(n) rounds; the periodic
@@ -431,11 +446,15 @@ func (g *Gossip) spreadRumors() {
 		}
 		delete(g.rumors, addr)
 	}
-	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Partial: true, Members: g.table.withData(names, g.cfg.MaxMembers)}
+	req := ExchangeRequest{
+		From: g.addr, Cluster: g.cfg.ClusterName, Partial: true,
+		Members: g.table.withData(names, g.cfg.MaxMembers),
+		Left:    g.table.leftRecords(names),
+	}
 	peers := g.table.livePeers()
 	g.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	g.mu.Unlock()
-	if len(req.Members) == 0 {
+	if len(req.Members) == 0 && len(req.Left) == 0 {
 		return
 	}
 	g.log.WithFields(logrus.Fields{"rumors": len(names), "peers": min(rumorFanout, len(peers))}).Debug("gossip: spreading rumors")
@@ -455,6 +474,7 @@ func (g *Gossip) tick() {
 		g.mu.Unlock()
 		return
 	}
+	g.metrics.rounds.Add(1)
 	g.table.self.heartbeat++
 	g.table.self.lastRise = now
 	changed := g.sweepLocked(now)

@@ -47,13 +47,15 @@ type entry struct {
 	mutable   bool      // the data decodes to a value that cannot be shared
 	lastRise  time.Time // local time the heartbeat last rose
 	alive     bool
-	deadAt    time.Time // local time it was declared dead, if !alive
+	left      bool      // it left the cluster (see leave.go); then !alive
+	deadAt    time.Time // local time it was declared dead or left, if !alive
 
 	// What the peer of the exchange being answered holds for this member,
 	// valid if seen is the exchange's mark (see mergeUpdateLocked).
 	seen           uint64
 	theirHeartbeat int64
 	theirVersion   int64
+	theirLeft      bool // the peer knows that the member left
 }
 
 // table is the membership table: every member known, alive or remembered as
@@ -66,12 +68,19 @@ type table struct {
 }
 
 // mark records that the update being merged under mark gen holds the
-// entry e at heartbeat hb and data version v.
+// entry e at heartbeat hb and data version v, as a live member (see
+// markLeft for one that left).
 func (t *table) mark(e *entry, gen uint64, hb, v int64) {
 	if e.seen != gen {
 		t.seen = append(t.seen, e)
 	}
-	e.seen, e.theirHeartbeat, e.theirVersion = gen, hb, v
+	e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft = gen, hb, v, false
+}
+
+// markLeft is mark for a member the update says left at heartbeat hb.
+func (t *table) markLeft(e *entry, gen uint64, hb, v int64) {
+	t.mark(e, gen, hb, v)
+	e.theirLeft = true
 }
 
 // livePeers returns the addresses of the live members other than this one.
@@ -115,6 +124,7 @@ func (t *table) digest() []byte {
 func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry) {
 	each := func(e *entry) {
 		switch {
+		case e.left:
 		case !e.alive:
 		case e.seen != gen:
 			if !partial {
@@ -178,9 +188,17 @@ func (g *Gossip) mergeLocked(update []Entry, now time.Time) (changed bool, want 
 // newer: the higher heartbeat, noting when it rose, and the data of the
 // higher version. A member is added only with its data. A member remembered
 // as dead comes back only if its heartbeat is beyond what it could have
-// reached before it was declared dead (see reviveMargin): stale gossip cannot
-// bring it back, a restart can.
+// reached before it was declared dead (see reviveMargin), and one that left
+// only if its heartbeat is beyond the one it left with: stale gossip cannot
+// bring either back, a restart can.
 func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time, spread bool) (gen uint64, changed bool, want []string, err error) {
+	return g.mergeExchangeLocked(digest, update, nil, now, spread)
+}
+
+// mergeExchangeLocked is mergeUpdateLocked with the records of members that
+// left (ExchangeRequest.Left), merged last by mergeLeftLocked.
+func (g *Gossip) mergeExchangeLocked(digest []byte, update []Entry, left []byte, now time.Time, spread bool) (gen uint64, changed bool, want []string, err error) {
+	defer g.metrics.merged(time.Now())
 	t := &g.table
 	t.gen++
 	gen = t.gen
@@ -208,6 +226,12 @@ func (g *Gossip) mergeUpdateLocked(digest []byte, update []Entry, now time.Time,
 	})
 	for _, u := range update {
 		merge(u)
+	}
+	if lerr := readDigest(left, g.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
+		changed = g.mergeLeftLocked(Entry{Addr: string(addr), Heartbeat: hb, Version: version}, now, gen, spread) || changed
+		return nil
+	}); err == nil {
+		err = lerr
 	}
 	return gen, changed, want, err
 }
@@ -241,7 +265,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 	}
 	newData := e == nil || u.Version > e.version
 	switch {
-	case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMargin()):
+	case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+g.reviveMarginOf(e)):
 		// Newer data we have not got: keep a live member alive, and ask
 		// for the data; a new or returning member waits for it.
 		if e != nil && e.alive && u.Heartbeat > e.heartbeat {
@@ -257,6 +281,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 		t.mark(e, gen, u.Heartbeat, u.Version)
 		e.setData(u.Data)
 		t.members[u.Addr] = e
+		g.emitLocked(EventJoined, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
 		if spread {
 			g.rumorLocked(u.Addr)
@@ -270,18 +295,20 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 			e.version = u.Version
 			if !bytes.Equal(e.data, u.Data) {
 				e.setData(u.Data)
+				g.emitLocked(EventUpdated, e, now)
 				if spread {
 					g.rumorLocked(u.Addr)
 				}
 				return true, false
 			}
 		}
-	case u.Heartbeat > e.heartbeat+g.reviveMargin():
-		e.heartbeat, e.lastRise, e.alive = u.Heartbeat, now, true
+	case u.Heartbeat > e.heartbeat+g.reviveMarginOf(e):
+		e.heartbeat, e.lastRise, e.alive, e.left = u.Heartbeat, now, true, false
 		if newData {
 			e.version = u.Version
 			e.setData(u.Data)
 		}
+		g.emitLocked(EventRejoined, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member is back")
 		if spread {
 			g.rumorLocked(u.Addr)
@@ -321,8 +348,8 @@ func (g *Gossip) checkEntry(u Entry) string {
 const maxAddrLen = 512
 
 // sweepLocked applies the failure rules at local time now: a live member
-// whose heartbeat has not risen for FailureTime is declared dead; a dead one
-// is forgotten after the cleanup time. It reports whether the live set
+// whose heartbeat has not risen for FailureTime is declared dead; a dead one,
+// or one that left, is forgotten after the cleanup time. It reports whether the live set
 // changed.
 func (g *Gossip) sweepLocked(now time.Time) (changed bool) {
 	tfail := g.failureTimeLocked()
@@ -331,6 +358,7 @@ func (g *Gossip) sweepLocked(now time.Time) (changed bool) {
 		case e == g.table.self:
 		case e.alive && now.Sub(e.lastRise) > tfail:
 			e.alive, e.deadAt = false, now
+			g.emitLocked(EventFailed, e, now)
 			g.log.WithFields(logrus.Fields{"peer": addr, "silent": now.Sub(e.lastRise)}).Debug("gossip: member failed")
 			changed = true
 		case !e.alive && now.Sub(e.deadAt) > cleanupTime(tfail):
@@ -433,7 +461,7 @@ func (g *Gossip) recoveryTargetsLocked(now time.Time, alone bool) []string {
 	}
 	if !alone || len(due) == 0 {
 		for addr, e := range g.table.members {
-			if !e.alive {
+			if !e.alive && !e.left {
 				consider(addr)
 			}
 		}

@@ -23,6 +23,11 @@ import (
 //	Gossip.GetMembers(GetMembersRequest, *GetMembersResponse)
 //	    the live members, as GetMembers returns them: what the stats tool and
 //	    any plain net/rpc client call.
+//	Gossip.Stats(StatsRequest, *StatsResponse)
+//	    the member's Stats: table counts, rounds, messages and bytes sent
+//	    and received, RPC errors and timeouts, merge time, FailureTime
+//	    (see stats.go). Like GetMembers it only reads, and is answered
+//	    whatever the cluster name.
 //	Gossip.Gossip(GossipRequest, *GossipResponse)
 //	    merge the members sent, as Receive does (push only, with the values
 //	    of Member.Data, whose types the receiver must have registered).
@@ -33,7 +38,9 @@ import (
 //	    carrying data only where the caller's version is older, and names
 //	    the data it lacks (Want), which the caller sends in a second,
 //	    partial request. Rumors (entries that just changed, with their
-//	    data) travel as partial requests too.
+//	    data) travel as partial requests too. Members known to have left
+//	    travel both ways as digest records in the separate Left field (see
+//	    leave.go), which members built before it ignore.
 //
 // Every gob message is bounded by Config.MaxMessageSize; a peer that sends a
 // larger or malformed one is disconnected. A new connection must send its
@@ -70,6 +77,11 @@ type ExchangeRequest struct {
 	// Partial tells that the request holds only some of the sender's
 	// members. The callee then answers only about them.
 	Partial bool
+	// Left holds the members the sender knows to have left the cluster,
+	// in the compact form of digest.go: each record's heartbeat is the one
+	// the member left with (see leave.go). It is a field of its own, not a
+	// flag in Digest, so that members built before it ignore it.
+	Left []byte
 }
 
 // ExchangeResponse is the other half: the entries the callee holds newer
@@ -91,6 +103,10 @@ type ExchangeResponse struct {
 	// Want names the members whose data the request showed newer than the
 	// callee's but did not carry; the caller sends it in a second request.
 	Want []string
+	// Left holds the members the callee knows to have left and the
+	// request showed alive or (unless partial) did not name, as in
+	// ExchangeRequest.Left.
+	Left []byte
 }
 
 // Entry is one member's row on the wire.
@@ -146,9 +162,10 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 		g.mu.Unlock()
 		return nil // we dialled ourselves; the caller learns it from From
 	}
-	gen, changed, want, err := g.mergeUpdateLocked(req.Digest, req.Members, g.clock.Now(), true)
+	gen, changed, want, err := g.mergeExchangeLocked(req.Digest, req.Members, req.Left, g.clock.Now(), true)
 	if err == nil {
 		resp.Digest, resp.Members = g.table.answer(gen, req.Partial)
+		resp.Left = g.table.answerLeft(gen, req.Partial)
 		resp.Want = want
 	}
 	g.mu.Unlock()
@@ -164,7 +181,7 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 // and names the data it lacks, which a second request carries.
 func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
 	g.mu.Lock()
-	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Digest: g.table.digest()}
+	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Digest: g.table.digest(), Left: g.table.leftDigest()}
 	g.mu.Unlock()
 	return g.exchangeWith(ctx, addr, req)
 }
@@ -186,7 +203,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 		g.mu.Unlock()
 		return resp.From, nil
 	}
-	_, changed, _, err := g.mergeUpdateLocked(resp.Digest, resp.Members, g.clock.Now(), false)
+	_, changed, _, err := g.mergeExchangeLocked(resp.Digest, resp.Members, resp.Left, g.clock.Now(), false)
 	if err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: bad exchange response")
 	}
@@ -205,7 +222,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 			return resp.From, nil
 		}
 		g.mu.Lock()
-		_, changed, _, _ := g.mergeUpdateLocked(presp.Digest, presp.Members, g.clock.Now(), false)
+		_, changed, _, _ := g.mergeExchangeLocked(presp.Digest, presp.Members, presp.Left, g.clock.Now(), false)
 		g.mu.Unlock()
 		if changed {
 			g.changed()
@@ -286,7 +303,9 @@ func (g *Gossip) serve(ln net.Listener) {
 		go func() {
 			defer g.wg.Done()
 			defer g.conns.remove(conn)
-			g.server.ServeCodec(newServerCodec(g.ctx, conn, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String())))
+			counted := countingConn{conn, &g.metrics}
+			codec := newServerCodec(g.ctx, counted, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String()))
+			g.server.ServeCodec(countingCodec{codec, &g.metrics})
 		}()
 	}
 }
@@ -478,6 +497,7 @@ type clientPool struct {
 	transport Transport
 	cfg       *Config
 	clock     Clock
+	metrics   *metrics
 
 	mu      sync.Mutex // protects clients and closed
 	clients map[string]*pooled
@@ -491,13 +511,21 @@ type pooled struct {
 	pooled   bool // held in clients; else closed after its one call
 }
 
-func newClientPool(t Transport, cfg *Config, clock Clock) *clientPool {
-	return &clientPool{transport: t, cfg: cfg, clock: clock, clients: make(map[string]*pooled)}
+func newClientPool(t Transport, cfg *Config, clock Clock, m *metrics) *clientPool {
+	return &clientPool{transport: t, cfg: cfg, clock: clock, metrics: m, clients: make(map[string]*pooled)}
 }
 
-// call makes one RPC to addr, bounded by ctx. A pooled connection that turns
-// out to be dead is replaced and the call tried once more.
+// call makes one RPC to addr, bounded by ctx, and counts it. A pooled
+// connection that turns out to be dead is replaced and the call tried once
+// more.
 func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any) error {
+	p.metrics.sent.Add(1)
+	err := p.try(ctx, addr, method, args, reply)
+	p.metrics.called(err)
+	return err
+}
+
+func (p *clientPool) try(ctx context.Context, addr, method string, args, reply any) error {
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx, addr)
 		if err != nil {
@@ -542,7 +570,7 @@ func (p *clientPool) get(ctx context.Context, addr string) (pc *pooled, reused b
 	if err != nil {
 		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
 	}
-	c := rpc.NewClientWithCodec(newClientCodec(conn, p.cfg))
+	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

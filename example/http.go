@@ -19,6 +19,7 @@ import (
 //	GET /services/{name}  the live endpoints of one service (JSON)
 //	PUT /data             change this member's data (JSON, fields optional)
 //	GET /healthz          200 "ok" while the member runs, 503 after
+//	GET /metrics          the member's Stats for Prometheus (metrics.go)
 //	GET /                 an HTML page of the members, refreshing itself
 //
 // Its methods are safe for concurrent use.
@@ -41,6 +42,7 @@ func (a *api) handler() http.Handler {
 	mux.HandleFunc("GET /services/{name}", a.service)
 	mux.HandleFunc("PUT /data", a.putData)
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /metrics", metricsHandler(a.g))
 	mux.HandleFunc("GET /{$}", a.index)
 	return mux
 }

@@ -21,8 +21,10 @@
 //
 //	go run ./example -cluster prod -tls-cert m1.pem -tls-key m1.key -tls-ca ca.pem
 //
-// It logs joins, failures and data changes, one line each, and closes the
-// member cleanly on SIGINT or SIGTERM.
+// It logs joins, failures, leaves and data changes from the member's events,
+// one line each, and on SIGINT or SIGTERM leaves the cluster (so that the
+// others drop it at once) and closes the member. GET /metrics serves the
+// member's counters for Prometheus.
 package main
 
 import (
@@ -284,12 +286,15 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 	return a, nil
 }
 
-// shutdown stops the HTTP server gracefully, waiting up to timeout for
-// requests in flight, then closes the member.
+// shutdown leaves the cluster, so that the other members drop this one at
+// once rather than after their failure time, then stops the HTTP server
+// gracefully, waiting for requests in flight, then closes the member; all
+// within timeout.
 func (a *app) shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := a.srv.Shutdown(ctx)
+	err := a.g.Leave(ctx)
+	err = errors.Join(err, a.srv.Shutdown(ctx))
 	a.cancel()
 	if cerr := a.g.Stop(); cerr != nil {
 		err = errors.Join(err, cerr)

@@ -71,7 +71,7 @@ func formatTags(tags map[string]string) string {
 
 // change is one difference between two views of the cluster.
 type change struct {
-	kind   string // "joined", "failed" or "data"
+	kind   string // "joined", "failed", "data", "left" or "rejoined"
 	member gossip.Member
 	old    interface{} // the previous data, for "data"
 }
@@ -126,27 +126,65 @@ func logChanges(log logrus.FieldLogger, self string, changes []change) {
 			l.Info("member joined")
 		case "failed":
 			l.Warn("member failed")
+		case "left":
+			l.Info("member left")
+		case "rejoined":
+			l.Info("member rejoined")
 		case "data":
 			l.WithFields(dataFields("old_", c.old)).Info("member data changed")
 		}
 	}
 }
 
-// watch logs the cluster's changes each time g signals C, until ctx is done
-// or the member closes.
+// watch logs the cluster's changes from g's events until ctx is done or
+// the member closes: first the members already known, as joined, then one
+// line per event. If events were missed (the log could not keep up), it
+// logs the difference between what it knew and GetMembers instead.
 func watch(ctx context.Context, g *gossip.Gossip, log logrus.FieldLogger) {
-	var prev []gossip.Member
+	events := g.Events()
 	self := g.Addr()
-	for {
+	known := make(map[string]gossip.Member)
+	resync := func() {
+		prev := make([]gossip.Member, 0, len(known))
+		for _, m := range known {
+			prev = append(prev, m)
+		}
+		sort.Slice(prev, func(i, j int) bool { return prev[i].Addr < prev[j].Addr })
 		cur := g.GetMembers()
 		logChanges(log, self, diff(prev, cur))
-		prev = cur
+		clear(known)
+		for _, m := range cur {
+			known[m.Addr] = m
+		}
+	}
+	resync()
+	for {
+		var ev gossip.Event
 		select {
 		case <-ctx.Done():
 			return
-		case <-g.Done():
-			return
-		case <-g.C:
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			ev = e
+		}
+		m := ev.Member
+		switch ev.Type {
+		case gossip.EventResync:
+			log.WithField("missed", ev.Missed).Warn("missed membership events; comparing with the member list")
+			resync()
+		case gossip.EventJoined, gossip.EventRejoined:
+			if _, dup := known[m.Addr]; !dup || ev.Type == gossip.EventRejoined {
+				logChanges(log, self, []change{{kind: ev.Type.String(), member: m}})
+			}
+			known[m.Addr] = m
+		case gossip.EventUpdated:
+			logChanges(log, self, []change{{kind: "data", member: m, old: known[m.Addr].Data}})
+			known[m.Addr] = m
+		case gossip.EventFailed, gossip.EventLeft:
+			logChanges(log, self, []change{{kind: ev.Type.String(), member: m}})
+			delete(known, m.Addr)
 		}
 	}
 }
