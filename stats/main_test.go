@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,11 @@ func TestTable(t *testing.T) {
 	assert.Regexp(t, `(?m)^disagreement:\s+0\s*$`, out)
 	assert.Regexp(t, `(?m)^no answer:\s+0\s*$`, out)
 	assert.Regexp(t, `(?m)^heartbeat lag:\s+\d+\s+\(min \d+, median \d+, max \d+ rounds between observers\)$`, out)
+	// Each member's own counters, from Gossip.Stats.
+	assert.Regexp(t, `(?m)^OBSERVER\s+ALIVE\s+FAILED\s+LEFT\s+FAILURE TIME\s+ROUNDS\s+RPCS OUT/IN\s+BYTES OUT/IN`, out)
+	for _, g := range ms {
+		assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(g.Addr())+`\s+4\s+0\s+0\s+\S+\s+\d+\s+\d+/\d+\s+\d+/\d+\s+\d+ \(\d+\)`, out)
+	}
 }
 
 func TestJSON(t *testing.T) {

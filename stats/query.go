@@ -29,9 +29,58 @@ type member struct {
 // observation is what one queried address answered.
 type observation struct {
 	Addr    string
-	Members []member // nil if Err
+	Members []member  // nil if Err
+	Stats   *counters // nil if Err, or if the member does not serve Gossip.Stats
 	Err     error
 	Took    time.Duration
+}
+
+// counters is a member's gossip.Stats, as Gossip.Stats answers it.
+type counters struct {
+	Alive, Failed, Left            int64
+	FailureTime                    time.Duration
+	Rounds                         uint64
+	MessagesSent, MessagesReceived uint64
+	BytesSent, BytesReceived       uint64
+	RPCErrors, RPCTimeouts         uint64
+	Merges                         uint64
+	MergeTime, LastMergeTime       time.Duration
+	EventOverruns                  uint64
+}
+
+// parseCounters reads a decoded StatsResponse; fields it lacks stay zero,
+// so that members of other versions still show what they have.
+func parseCounters(v any) (*counters, error) {
+	resp, ok := v.(Struct)
+	if !ok {
+		return nil, fmt.Errorf("Stats answer is a %T, not a struct", v)
+	}
+	sv, _ := resp.Get("Stats")
+	s, ok := sv.(Struct)
+	if !ok {
+		return nil, fmt.Errorf("Stats answer holds a %T, not a struct", sv)
+	}
+	var c counters
+	i := func(name string) int64 {
+		switch x, _ := s.Get(name); x := x.(type) {
+		case int64:
+			return x
+		case uint64:
+			return int64(x)
+		}
+		return 0
+	}
+	u := func(name string) uint64 { return uint64(i(name)) }
+	c.Alive, c.Failed, c.Left = i("Alive"), i("Failed"), i("Left")
+	c.FailureTime = time.Duration(i("FailureTime"))
+	c.Rounds = u("Rounds")
+	c.MessagesSent, c.MessagesReceived = u("MessagesSent"), u("MessagesReceived")
+	c.BytesSent, c.BytesReceived = u("BytesSent"), u("BytesReceived")
+	c.RPCErrors, c.RPCTimeouts = u("RPCErrors"), u("RPCTimeouts")
+	c.Merges = u("Merges")
+	c.MergeTime, c.LastMergeTime = time.Duration(i("MergeTime")), time.Duration(i("LastMergeTime"))
+	c.EventOverruns = u("EventOverruns")
+	return &c, nil
 }
 
 // errNotGossip marks an address that answered, but not as a gossip member.
@@ -103,60 +152,95 @@ func (c *rawCodec) Close() error { return c.conn.Close() }
 // blocks past the timeout or ctx.
 func query(ctx context.Context, addr string, o options) observation {
 	start := time.Now()
-	members, err := getMembers(ctx, addr, o.timeout, o.tls)
-	return observation{Addr: addr, Members: members, Err: err, Took: time.Since(start)}
+	members, stats, err := getMembers(ctx, addr, o.timeout, o.tls)
+	return observation{Addr: addr, Members: members, Stats: stats, Err: err, Took: time.Since(start)}
 }
 
-func getMembers(ctx context.Context, addr string, timeout time.Duration, tlsConfig *tls.Config) ([]member, error) {
+// getMembers calls Gossip.GetMembers on addr and then, on the same
+// connection, Gossip.Stats; a member that does not serve Stats (an older
+// version) gives nil counters, not an error.
+func getMembers(ctx context.Context, addr string, timeout time.Duration, tlsConfig *tls.Config) ([]member, *counters, error) {
+	members, client, conn, err := callGetMembers(ctx, addr, timeout, tlsConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn.SetDeadline(time.Now().Add(timeout))
+	var reply any
+	call := client.Go("Gossip.Stats", gossip.StatsRequest{}, &reply, make(chan *rpc.Call, 1))
+	select {
+	case <-call.Done:
+	case <-ctx.Done():
+		return members, nil, nil
+	}
+	if call.Error != nil {
+		return members, nil, nil
+	}
+	stats, err := parseCounters(reply)
+	if err != nil {
+		return members, nil, nil
+	}
+	return members, stats, nil
+}
+
+// callGetMembers calls Gossip.GetMembers on addr and returns the client,
+// still open, for the caller to close.
+func callGetMembers(ctx context.Context, addr string, timeout time.Duration, tlsConfig *tls.Config) (members []member, client *rpc.Client, conn net.Conn, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	raw, err := dial(ctx, addr, tlsConfig)
 	if err != nil {
 		var slow slowStep
 		if errors.As(err, &slow) {
-			return nil, fmt.Errorf("no answer within %v (%s)", timeout, string(slow))
+			return nil, nil, nil, fmt.Errorf("no answer within %v (%s)", timeout, string(slow))
 		}
-		return nil, err
+		return nil, nil, nil, err
 	}
-	conn := &readCounter{Conn: raw}
-	client := rpc.NewClientWithCodec(newRawCodec(conn))
-	defer client.Close()
+	counted := &readCounter{Conn: raw}
+	c := rpc.NewClientWithCodec(newRawCodec(counted))
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	var reply any
-	call := client.Go("Gossip.GetMembers", gossip.GetMembersRequest{}, &reply, make(chan *rpc.Call, 1))
+	call := c.Go("Gossip.GetMembers", gossip.GetMembersRequest{}, &reply, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
 		if ctx.Err() == context.DeadlineExceeded {
-			return nil, fmt.Errorf("no answer within %v", timeout)
+			return nil, nil, nil, fmt.Errorf("no answer within %v", timeout)
 		}
-		return nil, ctx.Err()
+		return nil, nil, nil, ctx.Err()
 	}
 	var netErr net.Error
 	var serverErr rpc.ServerError
 	switch err := call.Error; {
 	case err == nil:
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return nil, fmt.Errorf("no answer within %v", timeout)
+		return nil, nil, nil, fmt.Errorf("no answer within %v", timeout)
 	case tlsConfig != nil && isTLSAlert(err):
 		// Over TLS 1.3 the member checks our certificate after our
 		// handshake ends: a refusal arrives at the first read.
-		return nil, fmt.Errorf("TLS refused by the member (is -tls-cert signed by its CA?): %v", err)
-	case conn.n.Load() == 0 && tlsConfig == nil:
+		return nil, nil, nil, fmt.Errorf("TLS refused by the member (is -tls-cert signed by its CA?): %v", err)
+	case counted.n.Load() == 0 && tlsConfig == nil:
 		// A member with TLS closes a plain connection without a word.
-		return nil, fmt.Errorf("closed the connection without answering (%v); "+
+		return nil, nil, nil, fmt.Errorf("closed the connection without answering (%v); "+
 			"if the cluster uses TLS, give -tls-cert, -tls-key and -tls-ca", err)
 	case errors.As(err, &serverErr):
-		return nil, fmt.Errorf("%w: %v", errNotGossip, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", errNotGossip, err)
 	case errors.Is(err, rpc.ErrShutdown):
-		return nil, fmt.Errorf("%w: it closed the connection", errNotGossip)
+		return nil, nil, nil, fmt.Errorf("%w: it closed the connection", errNotGossip)
 	default:
-		return nil, fmt.Errorf("%w: bad answer: %v", errNotGossip, err)
+		return nil, nil, nil, fmt.Errorf("%w: bad answer: %v", errNotGossip, err)
 	}
-	members, err := parseMembers(reply)
+	members, err = parseMembers(reply)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotGossip, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", errNotGossip, err)
 	}
-	return members, nil
+	return members, c, counted, nil
 }
 
 // dial connects to addr, and with tlsConfig not nil completes a TLS

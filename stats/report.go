@@ -102,6 +102,33 @@ func writeTable(w io.Writer, r report) error {
 	fmt.Fprintf(tw, "disagreement:\t%d%s\n", len(r.Disagree), cell(disagreeing(r)))
 	fmt.Fprintf(tw, "no answer:\t%d%s\n", len(r.NoAnswer), cell(silent(r.NoAnswer)))
 	fmt.Fprintf(tw, "heartbeat lag:\t%d\t(min %d, median %d, max %d rounds between observers)\n", r.Lag.Max, r.Lag.Min, r.Lag.Median, r.Lag.Max)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeCounters(w, r.Observers)
+}
+
+// writeCounters prints each answering member's own counters (Gossip.Stats);
+// a member that does not serve them shows n/a.
+func writeCounters(w io.Writer, obs []observation) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "OBSERVER\tALIVE\tFAILED\tLEFT\tFAILURE TIME\tROUNDS\tRPCS OUT/IN\tBYTES OUT/IN\tRPC ERRORS (TIMEOUTS)\tMERGE MEAN")
+	for _, o := range obs {
+		switch c := o.Stats; {
+		case o.Err != nil:
+		case c == nil:
+			fmt.Fprintf(tw, "%s\tn/a (no Gossip.Stats: an older member)\n", o.Addr)
+		default:
+			var mean time.Duration
+			if c.Merges > 0 {
+				mean = c.MergeTime / time.Duration(c.Merges)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t%d\t%d/%d\t%d/%d\t%d (%d)\t%v\n", o.Addr, c.Alive, c.Failed, c.Left,
+				c.FailureTime, c.Rounds, c.MessagesSent, c.MessagesReceived, c.BytesSent, c.BytesReceived,
+				c.RPCErrors, c.RPCTimeouts, mean.Round(time.Microsecond))
+		}
+	}
 	return tw.Flush()
 }
 
@@ -162,10 +189,11 @@ type (
 		DataText  string `json:"data_text,omitempty"`
 	}
 	jsonObserver struct {
-		Addr    string  `json:"addr"`
-		Members int     `json:"members"`
-		Error   string  `json:"error,omitempty"`
-		Seconds float64 `json:"seconds"`
+		Addr    string    `json:"addr"`
+		Members int       `json:"members"`
+		Error   string    `json:"error,omitempty"`
+		Seconds float64   `json:"seconds"`
+		Stats   *counters `json:"stats,omitempty"`
 	}
 	jsonSummary struct {
 		Queried      int      `json:"queried"`
@@ -201,7 +229,7 @@ func writeJSON(w io.Writer, r report) error {
 		out.Members = append(out.Members, jm)
 	}
 	for _, o := range r.Observers {
-		jo := jsonObserver{Addr: o.Addr, Members: len(o.Members), Seconds: o.Took.Seconds()}
+		jo := jsonObserver{Addr: o.Addr, Members: len(o.Members), Seconds: o.Took.Seconds(), Stats: o.Stats}
 		if o.Err != nil {
 			jo.Error = o.Err.Error()
 		}
