@@ -4,7 +4,9 @@
 #   1. all five members come up and agree on the membership;
 #   2. a member killed with `docker kill` is reported gone by every other
 #      member within a bound derived from the failure time;
-#   3. the member, started again, is back and agreed on.
+#   3. the member, started again, is back and agreed on;
+#   4. a member stopped with SIGTERM (`docker stop`) leaves, and is reported
+#      gone sooner than the failure time; started again, it is back.
 # Everything it starts is removed on exit, pass or fail. It needs a Docker
 # daemon and `docker compose` or `docker-compose`; without a daemon it skips.
 set -euo pipefail
@@ -109,12 +111,15 @@ if command -v curl >/dev/null 2>&1; then
 	say "HTTP API on m1 ($port) lists the 3 web endpoints"
 fi
 
+now_ms() { date +%s%3N; }
+
 say "killing m3"
+t0ms=$(now_ms)
 docker kill "${cid[m3]}" >/dev/null
-t0=$SECONDS
-gone() { stats_from m1 && agreed 4 && ! grep -q '^m3:7000 ' <<<"$last"; }
-wait_until $gone_bound_s "m3 reported gone by all" gone
-say "m3 gone for all four after $((SECONDS - t0))s (bound ${gone_bound_s}s)"
+gone() { stats_from m1 && agreed 4 && ! grep -q "^$1:7000 " <<<"$last"; }
+wait_until $gone_bound_s "m3 reported gone by all" gone m3
+kill_ms=$(($(now_ms) - t0ms))
+say "m3 (killed) gone for all four after ${kill_ms}ms (bound ${gone_bound_s}s)"
 
 say "starting m3 again"
 docker start "${cid[m3]}" >/dev/null
@@ -122,5 +127,21 @@ t0=$SECONDS
 wait_until $up_bound_s "m3 back" eval 'stats_from m1; agreed 5'
 say "m3 back, five members agree after $((SECONDS - t0))s"
 echo "$last"
+
+# A member stopped on purpose (SIGTERM, as in a rolling restart) leaves:
+# the others drop it at once, not after the failure time.
+say "stopping m4 (SIGTERM: it leaves the cluster)"
+t0ms=$(now_ms)
+docker stop -t 10 "${cid[m4]}" >/dev/null &
+stopper=$!
+wait_until $gone_bound_s "m4 reported gone by all" gone m4
+leave_ms=$(($(now_ms) - t0ms))
+wait $stopper || fail "docker stop m4"
+say "m4 (stopped) gone for all four after ${leave_ms}ms; killed: ${kill_ms}ms; failure time ${fail_ms}ms"
+[ "$leave_ms" -lt "$fail_ms" ] || fail "a member that left took ${leave_ms}ms to disappear, not less than the failure time (${fail_ms}ms)"
+docker start "${cid[m4]}" >/dev/null
+t0=$SECONDS
+wait_until $up_bound_s "m4 back" eval 'stats_from m1; agreed 5'
+say "m4 back, five members agree after $((SECONDS - t0))s"
 
 say "PASS in $((SECONDS - start_s))s"
