@@ -254,9 +254,10 @@ func TestWatchLogsCluster(t *testing.T) {
 	nodes := startNodes(t, Service{Name: "web"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	pageAPI := newAPI(nodes[0].g, Service{}, log)
 	go func() {
 		defer close(done)
-		watch(ctx, nodes[0].g, log)
+		watch(ctx, nodes[0].g, log, pageAPI.record)
 	}()
 	defer func() {
 		cancel()
@@ -282,6 +283,17 @@ func TestWatchLogsCluster(t *testing.T) {
 	require.Eventually(t, has("member data changed", other.Addr()), waitFor, tick, "data change logged")
 	other.Close()
 	require.Eventually(t, has("member failed", other.Addr()), waitFor, tick, "failure logged")
+
+	// The page lists the same changes, newest first.
+	rec := httptest.NewRecorder()
+	pageAPI.index(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	body := rec.Body.String()
+	assert.Contains(t, body, "Recent changes")
+	failed := strings.Index(body, "<td>failed</td><td>"+other.Addr()+"</td>")
+	changed := strings.Index(body, "<td>data</td><td>"+other.Addr()+"</td>")
+	joined := strings.Index(body, "<td>joined</td><td>"+other.Addr()+"</td>")
+	require.True(t, failed >= 0 && changed >= 0 && joined >= 0, "page lists the join, data change and failure:\n%s", body)
+	assert.True(t, failed < changed && changed < joined, "newest first")
 }
 
 func TestParseConfig(t *testing.T) {

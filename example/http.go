@@ -30,6 +30,37 @@ type api struct {
 
 	mu   sync.Mutex // protects data, and orders its updates
 	data Service    // this member's data, as last set
+
+	recentMu sync.Mutex
+	recent   []pageChange // the last maxRecent changes, newest first
+}
+
+// pageChange is one line of the page's recent changes.
+type pageChange struct {
+	Time, Kind, Addr, Detail string
+}
+
+// maxRecent bounds the changes the page lists.
+const maxRecent = 20
+
+// record keeps changes, as watch reports them from the member's events, for
+// the page.
+func (a *api) record(cs []change) {
+	now := time.Now().Format("15:04:05.000")
+	a.recentMu.Lock()
+	defer a.recentMu.Unlock()
+	for _, c := range cs {
+		p := pageChange{Time: now, Kind: c.kind, Addr: c.member.Addr}
+		if s, ok := c.member.Data.(Service); ok {
+			p.Detail = s.Name + " " + s.Endpoint
+		} else if c.member.Data != nil {
+			p.Detail = fmt.Sprint(c.member.Data)
+		}
+		a.recent = append([]pageChange{p}, a.recent...)
+	}
+	if len(a.recent) > maxRecent {
+		a.recent = a.recent[:maxRecent]
+	}
 }
 
 func newAPI(g *gossip.Gossip, data Service, log logrus.FieldLogger) *api {
@@ -182,6 +213,11 @@ tr.self { font-weight: bold; }
 {{else}}<td colspan="3">{{.Other}}</td>{{end}}
 </tr>
 {{end}}</table>
+<h2>Recent changes</h2>
+{{if .Recent}}<table>
+<tr><th>Time</th><th>Change</th><th>Address</th><th>Data</th></tr>
+{{range .Recent}}<tr><td>{{.Time}}</td><td>{{.Kind}}</td><td>{{.Addr}}</td><td>{{.Detail}}</td></tr>
+{{end}}</table>{{else}}<p>None yet.</p>{{end}}
 </body>
 </html>
 `))
@@ -207,8 +243,12 @@ func (a *api) index(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, p)
 	}
+	a.recentMu.Lock()
+	recent := append([]pageChange(nil), a.recent...)
+	a.recentMu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	err := page.Execute(w, map[string]interface{}{
+		"Recent":  recent,
 		"Members": rows,
 		"Self":    self,
 		"Time":    time.Now().Format("15:04:05"),

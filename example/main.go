@@ -280,7 +280,7 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 	}()
 	go func() {
 		defer a.wg.Done()
-		watch(ctx, g, log.WithField("member", g.Addr()))
+		watch(ctx, g, log.WithField("member", g.Addr()), a.api.record)
 	}()
 	log.WithFields(logrus.Fields{"gossip": g.Addr(), "http": a.httpAddr, "cluster": cfg.cluster, "tls": tlsConfig != nil}).WithFields(dataFields("", data)).Info("example started")
 	return a, nil

@@ -136,13 +136,19 @@ func logChanges(log logrus.FieldLogger, self string, changes []change) {
 	}
 }
 
-// watch logs the cluster's changes from g's events until ctx is done or
-// the member closes: first the members already known, as joined, then one
+// watch logs the cluster's changes from g's events, and hands them to record
+// (if not nil), until ctx is done or the member closes: first the members already known, as joined, then one
 // line per event. If events were missed (the log could not keep up), it
 // logs the difference between what it knew and GetMembers instead.
-func watch(ctx context.Context, g *gossip.Gossip, log logrus.FieldLogger) {
+func watch(ctx context.Context, g *gossip.Gossip, log logrus.FieldLogger, record func([]change)) {
 	events := g.Events()
 	self := g.Addr()
+	logChanges := func(log logrus.FieldLogger, self string, cs []change) {
+		logChanges(log, self, cs)
+		if record != nil {
+			record(cs)
+		}
+	}
 	known := make(map[string]gossip.Member)
 	resync := func() {
 		prev := make([]gossip.Member, 0, len(known))

@@ -36,7 +36,7 @@ func TestWatchLogsLeaveAndRejoin(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watch(ctx, nodes[0].g, log)
+		watch(ctx, nodes[0].g, log, nil)
 	}()
 	defer func() {
 		cancel()
