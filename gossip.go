@@ -356,11 +356,12 @@ func (g *Gossip) loop() {
 	defer g.wg.Done()
 	interval := g.cfg.GossipInterval
 	gap := min(interval/rumorGapDivisor, maxRumorGap)
+	budget := rumorBudget{tokens: rumorBurst, per: interval}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var (
 		nextSpread time.Time
-		held       *time.Timer // a spread waiting for the gap, if any
+		held       *time.Timer // a spread waiting for the gap or the budget, if any
 		heldC      <-chan time.Time
 	)
 	defer func() {
@@ -368,6 +369,22 @@ func (g *Gossip) loop() {
 			held.Stop()
 		}
 	}()
+	spread := func() {
+		now := time.Now()
+		wait := nextSpread.Sub(now)
+		if wait <= 0 {
+			wait = budget.take(now)
+		}
+		if wait > 0 {
+			if held == nil {
+				held = time.NewTimer(wait)
+				heldC = held.C
+			}
+			return
+		}
+		g.spreadRumors()
+		nextSpread = now.Add(gap)
+	}
 	for {
 		select {
 		case <-g.ctx.Done():
@@ -379,21 +396,38 @@ func (g *Gossip) loop() {
 			g.mu.Unlock()
 			t.Reset(interval - interval/10 + jitter)
 		case <-g.spread:
-			if wait := time.Until(nextSpread); wait > 0 {
-				if held == nil {
-					held = time.NewTimer(wait)
-					heldC = held.C
-				}
-				continue
+			if held == nil {
+				spread()
 			}
-			g.spreadRumors()
-			nextSpread = time.Now().Add(gap)
 		case <-heldC:
 			held, heldC = nil, nil
-			g.spreadRumors()
-			nextSpread = time.Now().Add(gap)
+			spread()
 		}
 	}
+}
+
+// rumorBudget rations a member's spreads: rumorBurst at once, then one per
+// GossipInterval. A single change spreads at once; a storm of changes (a
+// thousand members joining) costs each member about rumorFanout messages a
+// round on top of its exchange, and the periodic exchange carries the rest.
+type rumorBudget struct {
+	tokens float64
+	last   time.Time
+	per    time.Duration // to earn one spread
+}
+
+// take spends one spread and returns 0, or returns how long until one is
+// earned.
+func (b *rumorBudget) take(now time.Time) time.Duration {
+	if !b.last.IsZero() {
+		b.tokens = min(rumorBurst, b.tokens+float64(now.Sub(b.last))/float64(b.per))
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) * float64(b.per))
 }
 
 // Rumor spreading. On top of the periodic exchange (anti-entropy), a member
@@ -411,6 +445,9 @@ const (
 	// meanwhile go together.
 	rumorGapDivisor = 10
 	maxRumorGap     = 50 * time.Millisecond
+	// rumorBurst is how many spreads a member makes at once before
+	// rumorBudget holds it to one a round.
+	rumorBurst = 4
 	// maxRumorEntries bounds one rumor message. A burst of more changes
 	// than that is left to the periodic exchange.
 	maxRumorEntries = 64

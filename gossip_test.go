@@ -417,3 +417,16 @@ func TestRumorsSpreadWithoutWaitingForARound(t *testing.T) {
 		return true
 	}, converge, 5*time.Millisecond, "a data change spreads as a rumor")
 }
+
+func TestRumorBudget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := rumorBudget{tokens: rumorBurst, per: time.Second}
+	for i := 0; i < rumorBurst; i++ {
+		assert.Zero(t, b.take(now), "spread %d of the burst goes at once", i)
+	}
+	assert.Equal(t, time.Second, b.take(now), "then one a round")
+	assert.Equal(t, 500*time.Millisecond, b.take(now.Add(500*time.Millisecond)))
+	assert.Zero(t, b.take(now.Add(time.Second)))
+	assert.Zero(t, b.take(now.Add(time.Hour)))
+	assert.InDelta(t, rumorBurst-1, b.tokens, 1e-9, "earned spreads are capped at the burst")
+}
