@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/rpc"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -221,10 +222,12 @@ func callGetMembers(ctx context.Context, addr string, timeout time.Duration, tls
 	case err == nil:
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return nil, nil, nil, fmt.Errorf("no answer within %v", timeout)
-	case tlsConfig != nil && isTLSAlert(err):
+	case tlsConfig != nil && isTLSAlert(counted.err()):
 		// Over TLS 1.3 the member checks our certificate after our
-		// handshake ends: a refusal arrives at the first read.
-		return nil, nil, nil, fmt.Errorf("TLS refused by the member (is -tls-cert signed by its CA?): %v", err)
+		// handshake ends: a refusal arrives at the first read, which may
+		// come before the call is sent (the call then fails with
+		// rpc.ErrShutdown), so look at what the read said.
+		return nil, nil, nil, fmt.Errorf("TLS refused by the member (is -tls-cert signed by its CA?): %v", counted.err())
 	case counted.n.Load() == 0 && tlsConfig == nil:
 		// A member with TLS closes a plain connection without a word.
 		return nil, nil, nil, fmt.Errorf("closed the connection without answering (%v); "+
@@ -286,16 +289,34 @@ type slowStep string
 
 func (s slowStep) Error() string { return string(s) + " timed out" }
 
-// readCounter is a connection that counts the bytes read from it.
+// readCounter is a connection that counts the bytes read from it and keeps
+// the first read error.
 type readCounter struct {
 	net.Conn
 	n atomic.Int64
+
+	mu      sync.Mutex // protects readErr
+	readErr error
 }
 
 func (c *readCounter) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.n.Add(int64(n))
+	if err != nil {
+		c.mu.Lock()
+		if c.readErr == nil {
+			c.readErr = err
+		}
+		c.mu.Unlock()
+	}
 	return n, err
+}
+
+// err returns the first read error, or nil.
+func (c *readCounter) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readErr
 }
 
 // parseMembers reads a decoded GetMembersResponse: struct{Members []struct{
