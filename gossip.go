@@ -131,7 +131,7 @@ type Gossip struct {
 	rng     *rand.Rand
 	retry   map[string]*retryState // seed names and dead addresses being retried
 	aliases map[string]bool        // addresses found to reach this member
-	rumors  map[string]bool        // members newly joined, back or with new data, to spread at once
+	rumors  map[string]rumor       // members newly joined, back, left or with new data, to spread at once (see rumor.go)
 }
 
 const (
@@ -167,7 +167,7 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 		sem:       make(chan struct{}, maxExchangesInFlight),
 		spread:    make(chan struct{}, 1),
 		events:    newEventQueue(cfg.EventBuffer),
-		rumors:    make(map[string]bool),
+		rumors:    make(map[string]rumor),
 		retry:     make(map[string]*retryState),
 		aliases:   make(map[string]bool),
 		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -382,7 +382,9 @@ func (g *Gossip) loop() {
 			}
 			return
 		}
-		g.spreadRumors()
+		if g.spreadRumors() {
+			g.askSpread()
+		}
 		nextSpread = now.Add(gap)
 	}
 	for {
@@ -403,100 +405,6 @@ func (g *Gossip) loop() {
 			held, heldC = nil, nil
 			spread()
 		}
-	}
-}
-
-// rumorBudget rations a member's spreads: rumorBurst at once, then one per
-// GossipInterval. A single change spreads at once; a storm of changes (a
-// thousand members joining) costs each member about rumorFanout messages a
-// round on top of its exchange, and the periodic exchange carries the rest.
-type rumorBudget struct {
-	tokens float64
-	last   time.Time
-	per    time.Duration // to earn one spread
-}
-
-// take spends one spread and returns 0, or returns how long until one is
-// earned.
-func (b *rumorBudget) take(now time.Time) time.Duration {
-	if !b.last.IsZero() {
-		b.tokens = min(rumorBurst, b.tokens+float64(now.Sub(b.last))/float64(b.per))
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) * float64(b.per))
-}
-
-// Rumor spreading. On top of the periodic exchange (anti-entropy), a member
-// that learns of a new member, a member back from the dead, a member that
-// left (see leave.go) or new data sends
-// just those entries at once to rumorFanout random peers. Each member that
-// learns something from them does the same, once, so a change reaches most
-// members in a few round trips rather than in log(n) rounds; the periodic
-// exchange brings it to the rest. A rumor message holds only the changed
-// entries, so the cost of a change is O(n) messages of O(1) entries.
-const (
-	rumorFanout = 4
-	// The least time between two spreads from one member is
-	// GossipInterval/rumorGapDivisor, at most maxRumorGap; rumors arriving
-	// meanwhile go together.
-	rumorGapDivisor = 10
-	maxRumorGap     = 50 * time.Millisecond
-	// rumorBurst is how many spreads a member makes at once before
-	// rumorBudget holds it to one a round.
-	rumorBurst = 4
-	// maxRumorEntries bounds one rumor message. A burst of more changes
-	// than that is left to the periodic exchange.
-	maxRumorEntries = 64
-)
-
-// rumorLocked records that the entry of addr is news to spread.
-func (g *Gossip) rumorLocked(addr string) {
-	if len(g.rumors) < g.cfg.MaxMembers {
-		g.rumors[addr] = true
-	}
-}
-
-// changed signals C and asks the loop to spread the rumors.
-func (g *Gossip) changed() {
-	g.notify()
-	select {
-	case g.spread <- struct{}{}:
-	default:
-	}
-}
-
-// spreadRumors sends the pending rumors to rumorFanout random live peers.
-func (g *Gossip) spreadRumors() {
-	g.mu.Lock()
-	if g.state != stateRunning || len(g.rumors) == 0 {
-		g.mu.Unlock()
-		return
-	}
-	names := make([]string, 0, min(len(g.rumors), maxRumorEntries))
-	for addr := range g.rumors {
-		if len(names) < maxRumorEntries {
-			names = append(names, addr)
-		}
-		delete(g.rumors, addr)
-	}
-	req := ExchangeRequest{
-		From: g.addr, Cluster: g.cfg.ClusterName, Partial: true,
-		Members: g.table.withData(names, g.cfg.MaxMembers),
-		Left:    g.table.leftRecords(names),
-	}
-	peers := g.table.livePeers()
-	g.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-	g.mu.Unlock()
-	if len(req.Members) == 0 && len(req.Left) == 0 {
-		return
-	}
-	g.log.WithFields(logrus.Fields{"rumors": len(names), "peers": min(rumorFanout, len(peers))}).Debug("gossip: spreading rumors")
-	for _, p := range peers[:min(rumorFanout, len(peers))] {
-		g.goExchange(func(ctx context.Context) { g.exchangeWith(ctx, p, req) })
 	}
 }
 

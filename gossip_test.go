@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -416,6 +417,63 @@ func TestRumorsSpreadWithoutWaitingForARound(t *testing.T) {
 		}
 		return true
 	}, converge, 5*time.Millisecond, "a data change spreads as a rumor")
+}
+
+func TestConcurrentJoinsSpreadAsRumors(t *testing.T) {
+	// Members joining together, with an hour between rounds: only their
+	// first round and the rumors carry anything. The seed learns of each
+	// joiner, and its rumors must reach every joiner it knows, even those
+	// it learned of when the joiner was its only peer (a rumor about a
+	// member sent to that member alone tells no one anything).
+	slow := func(c Config) Config {
+		c.GossipInterval = time.Hour
+		return c
+	}
+	seed := startMember(t, slow(testConfig(t)))
+	gs := []*Gossip{seed}
+	var wg sync.WaitGroup
+	joiners := make([]*Gossip, rumorFanout)
+	for i := range joiners {
+		g, err := NewWithConfig(slow(testConfig(t, seed.Addr())))
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		joiners[i] = g
+	}
+	for _, g := range joiners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, g.Start())
+		}()
+	}
+	wg.Wait()
+	gs = append(gs, joiners...)
+	requireView(t, gs, addrsOf(gs...), converge, "joins spread as rumors")
+}
+
+func TestRumorPeersPreferOthers(t *testing.T) {
+	g, err := NewWithConfig(testConfig(t))
+	require.NoError(t, err)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := 0; i < 2*rumorFanout; i++ {
+		addr := fmt.Sprintf("10.0.0.%d:7000", i)
+		g.table.members[addr] = &entry{addr: addr, alive: true}
+	}
+	about := map[string]bool{"10.0.0.0:7000": true, "10.0.0.1:7000": true}
+	for try := 0; try < 20; try++ {
+		peers := g.rumorPeersLocked(about)
+		require.Len(t, peers, rumorFanout)
+		for _, p := range peers {
+			require.False(t, about[p], "rumor about %s sent to it while %d other peers wait", p, 2*rumorFanout-2)
+		}
+	}
+	// With fewer others than the fan-out, the subjects make up the rest.
+	for i := 2; i < 2*rumorFanout-1; i++ {
+		delete(g.table.members, fmt.Sprintf("10.0.0.%d:7000", i))
+	}
+	peers := g.rumorPeersLocked(about)
+	require.ElementsMatch(t, []string{"10.0.0.0:7000", "10.0.0.1:7000", fmt.Sprintf("10.0.0.%d:7000", 2*rumorFanout-1)}, peers)
 }
 
 func TestRumorBudget(t *testing.T) {
