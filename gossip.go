@@ -355,8 +355,8 @@ func (g *Gossip) Stop() error {
 func (g *Gossip) loop() {
 	defer g.wg.Done()
 	interval := g.cfg.GossipInterval
-	gap := min(interval/rumorGapDivisor, maxRumorGap)
-	budget := rumorBudget{tokens: rumorBurst, per: interval}
+	gap := rumorGap(interval)
+	budget := rumorBudget{tokens: rumorBurst, per: interval / rumorRate}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var (
@@ -440,8 +440,9 @@ func (g *Gossip) tick() {
 	if target != "" {
 		g.goExchange(func(ctx context.Context) { g.exchange(ctx, target) })
 	}
+	joining := len(peers) == 0
 	for _, name := range recover {
-		g.goExchange(func(ctx context.Context) { g.contact(ctx, name) })
+		g.goExchange(func(ctx context.Context) { g.contact(ctx, name, joining) })
 	}
 }
 

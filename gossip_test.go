@@ -451,6 +451,23 @@ func TestConcurrentJoinsSpreadAsRumors(t *testing.T) {
 	requireView(t, gs, addrsOf(gs...), converge, "joins spread as rumors")
 }
 
+func TestJoinerExchangesWithItsSeedAgain(t *testing.T) {
+	// With an hour between rounds, a joiner's first round is its only one:
+	// a full exchange with the seed, the data the seed asks for, then the
+	// follow-up exchange a moment later. The seed's rumor about the joiner
+	// has no one else to go to, so the seed serves exactly three requests.
+	slow := testConfig(t)
+	slow.GossipInterval = time.Hour
+	seed := startMember(t, slow)
+	slow.Seeds = []string{seed.Addr()}
+	joiner := startMember(t, slow)
+	requireView(t, []*Gossip{seed, joiner}, addrsOf(seed, joiner), converge, "joined")
+	require.Eventually(t, func() bool { return seed.Stats().MessagesReceived >= 3 }, converge, 5*time.Millisecond,
+		"the joiner exchanges with its seed again")
+	time.Sleep(followUpGaps * maxRumorGap) // would a fourth come?
+	require.EqualValues(t, 3, seed.Stats().MessagesReceived, "one follow-up, no more")
+}
+
 func TestRumorPeersPreferOthers(t *testing.T) {
 	g, err := NewWithConfig(testConfig(t))
 	require.NoError(t, err)

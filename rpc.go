@@ -233,7 +233,9 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 
 // contact exchanges with a seed or dead member: a seed's name may resolve to
 // several addresses, each contacted. It records the outcome for the backoff.
-func (g *Gossip) contact(ctx context.Context, name string) {
+// A member that is joining (it knows no live member) exchanges once more with
+// each address that answered, a moment later (see followUp).
+func (g *Gossip) contact(ctx context.Context, name string, joining bool) {
 	addrs, err := g.resolve(ctx, name)
 	if err != nil {
 		g.log.WithField("seed", name).WithError(err).Debug("gossip: resolve failed")
@@ -246,12 +248,47 @@ func (g *Gossip) contact(ctx context.Context, name string) {
 		if skip {
 			continue
 		}
-		if _, err := g.exchange(ctx, addr); err == nil {
+		if from, err := g.exchange(ctx, addr); err == nil {
 			ok = true
+			if joining && from != "" && from != g.Addr() {
+				g.followUp(addr)
+			}
 		}
 	}
 	g.retried(name, ok)
 }
+
+// followUp exchanges with addr, a seed that has just answered a joining
+// member, again after followUpGaps rumor gaps. The joiner learned the cluster
+// as the seed knew it; members joining at the same time are missing, as a
+// cluster's members all are when it starts. Rumors tell it of those that
+// joined after it only by chance: most members learned of them from the
+// seed's answer, and only a member that learns of a member from a rumor
+// passes it on. A second exchange with the seed brings the joiner up to
+// date; the seed's rumors and the periodic exchange do the rest.
+func (g *Gossip) followUp(addr string) {
+	g.mu.Lock()
+	if g.state != stateRunning {
+		g.mu.Unlock()
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTimer(followUpGaps * rumorGap(g.cfg.GossipInterval))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			g.goExchange(func(ctx context.Context) { g.exchange(ctx, addr) })
+		case <-g.ctx.Done():
+		}
+	}()
+}
+
+// followUpGaps is how many rumor gaps after joining a member exchanges with
+// its seed again.
+const followUpGaps = 2
 
 // resolve turns host:port into one host:port per address of host.
 func (g *Gossip) resolve(ctx context.Context, name string) ([]string, error) {

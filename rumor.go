@@ -43,12 +43,18 @@ const (
 	rumorGapDivisor = 10
 	maxRumorGap     = 50 * time.Millisecond
 	// rumorBurst is how many spreads a member makes at once before
-	// rumorBudget holds it to one a round.
-	rumorBurst = 4
+	// rumorBudget holds it to rumorRate a round.
+	rumorBurst = 8
+	rumorRate  = 4
 	// maxRumorEntries bounds one rumor message. A burst of more changes
 	// than that goes out over several spreads.
 	maxRumorEntries = 64
 )
+
+// rumorGap is the least time between two spreads from one member.
+func rumorGap(interval time.Duration) time.Duration {
+	return min(interval/rumorGapDivisor, maxRumorGap)
+}
 
 // rumor is a pending rumor about one member.
 type rumor struct {
@@ -56,10 +62,11 @@ type rumor struct {
 	since time.Time // when it was learned
 }
 
-// rumorBudget rations a member's spreads: rumorBurst at once, then one per
-// GossipInterval. A single change spreads at once; a storm of changes (a
-// thousand members joining) costs each member about rumorFanout messages a
-// round on top of its exchange, and the periodic exchange carries the rest.
+// rumorBudget rations a member's spreads: rumorBurst at once, then rumorRate
+// per GossipInterval. A single change spreads at once; a storm of changes (a
+// thousand members joining) costs each member at most rumorRate × rumorFanout
+// messages a round, each of up to maxRumorEntries entries, on top of its
+// exchange, and the periodic exchange carries the rest.
 type rumorBudget struct {
 	tokens float64
 	last   time.Time
