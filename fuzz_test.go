@@ -72,7 +72,7 @@ func FuzzServerCodec(f *testing.F) {
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			server.ServeCodec(newServerCodec(context.Background(), conn, &g.cfg, g.log))
+			server.ServeCodec(newServerCodec(context.Background(), conn, &inbound{}, &g.cfg, g.log))
 		}()
 		drained := make(chan struct{})
 		go func() {

@@ -331,8 +331,13 @@ func (g *Gossip) serve(ln net.Listener) {
 			}
 		}
 		delay = 0
-		if !g.conns.add(conn, g.cfg.MaxInboundConns) {
-			g.log.WithField("peer", conn.RemoteAddr()).Debug("gossip: too many inbound connections; closing one")
+		st, evicted := g.conns.add(conn, g.cfg.MaxInboundConns)
+		if evicted != nil {
+			g.log.WithField("peer", evicted.RemoteAddr()).Debug("gossip: too many inbound connections; closing the one idle the longest")
+			evicted.Close()
+		}
+		if st == nil {
+			g.log.WithField("peer", conn.RemoteAddr()).Debug("gossip: too many inbound connections, all busy; closing the new one")
 			conn.Close()
 			continue
 		}
@@ -341,7 +346,7 @@ func (g *Gossip) serve(ln net.Listener) {
 			defer g.wg.Done()
 			defer g.conns.remove(conn)
 			counted := countingConn{conn, &g.metrics}
-			codec := newServerCodec(g.ctx, counted, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String()))
+			codec := newServerCodec(g.ctx, counted, st, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String()))
 			g.server.ServeCodec(countingCodec{codec, &g.metrics})
 		}()
 	}
@@ -404,6 +409,7 @@ func (f *frameReader) Read(p []byte) (int, error) {
 // limit, and a bound on requests in flight per connection.
 type serverCodec struct {
 	conn    net.Conn
+	state   *inbound // requests under way, for connSet's eviction
 	dec     *gob.Decoder
 	enc     *gob.Encoder
 	wbuf    *bufio.Writer
@@ -418,10 +424,10 @@ type serverCodec struct {
 // maxRequestsInFlight bounds the requests one connection has being handled.
 const maxRequestsInFlight = 8
 
-func newServerCodec(ctx context.Context, conn net.Conn, cfg *Config, log logrus.FieldLogger) *serverCodec {
+func newServerCodec(ctx context.Context, conn net.Conn, state *inbound, cfg *Config, log logrus.FieldLogger) *serverCodec {
 	wbuf := bufio.NewWriter(conn)
 	return &serverCodec{
-		conn: conn, cfg: cfg, done: ctx.Done(), log: log,
+		conn: conn, state: state, cfg: cfg, done: ctx.Done(), log: log,
 		dec:   gob.NewDecoder(newFrameReader(conn, cfg.MaxMessageSize)),
 		enc:   gob.NewEncoder(wbuf),
 		wbuf:  wbuf,
@@ -448,6 +454,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		return c.fail("request header", err)
 	}
 	c.started = true
+	c.state.begin() // net/rpc answers every request whose header it read
 	return nil
 }
 
@@ -475,6 +482,7 @@ func (c *serverCodec) fail(what string, err error) error {
 
 func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	defer func() { <-c.slots }()
+	defer c.state.end()
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.RPCTimeout))
 	err := c.enc.Encode(r)
 	if err == nil {
