@@ -24,13 +24,14 @@
 // Each member's view is kept by the bench from the member's own membership
 // events, with the time each event was handled (this library's Events
 // channel, read by one goroutine per member, rebuilding the view from
-// GetMembers on a resync; memberlist's EventDelegate). Scenarios wait for
-// a condition on these views, checked as each event comes, so that
-// observing n members costs O(events), not a read of every full view;
-// during steady the views are only kept. A member is in its own view; it
-// drops another from it when it reports it dead (or left), and "sees n"
-// when its view holds n members. Each wait gives up after -deadline and is
-// reported as a timeout.
+// GetMembers on a resync; memberlist's EventDelegate). A member is in its
+// own view; it drops another from it when it reports it dead (or left), and
+// "sees n" when its view holds n members. Scenarios wait for a condition on
+// these views, checked as each event comes, so that observing n members
+// costs O(events), not a read of every full view. Steady drops the views
+// once converged (their n² entries would count as heap); events are then
+// read but ignored. Each wait gives up after -deadline and is reported as
+// a timeout.
 //
 // This library runs with its defaults but for -interval
 // (Config.GossipInterval) and -target (Config.FalseReportTarget), so that

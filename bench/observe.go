@@ -87,6 +87,13 @@ func (o *observers) close(i int) {
 	}
 }
 
+// closeAll drops every view, for good: events are still read, but ignored.
+func (o *observers) closeAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear(o.views)
+}
+
 // set records that observer i sees id with data.
 func (o *observers) set(i int, id, data string) {
 	o.mu.Lock()

@@ -51,6 +51,11 @@ func TestObserversChanges(t *testing.T) {
 	if v := o.snapshot(2); len(v) != 1 || v[0].id != "e" {
 		t.Errorf("snapshot(2) = %v, want [e]", v)
 	}
+	o.closeAll()
+	o.set(2, "f", "")
+	if v := o.snapshot(2); v != nil {
+		t.Errorf("snapshot(2) after closeAll = %v, want nil", v)
+	}
 }
 
 func TestSpreadTimesFirstAndLast(t *testing.T) {

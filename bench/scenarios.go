@@ -175,8 +175,10 @@ func others(n, skip int) []int {
 }
 
 // steady measures traffic, CPU and heap over a window after convergence,
-// without reading the views meanwhile.
+// without observing: the views are dropped first, so that their n² entries
+// do not count in the members' heap.
 func steady(ctx context.Context, c cluster, n int, o options, heap0 uint64, out func(string, float64, error) sample) ([]sample, error) {
+	c.observers().closeAll()
 	if err := sleep(ctx, o.settle); err != nil {
 		return nil, err
 	}
