@@ -231,7 +231,7 @@ func (w *watcher) stop() {
 // spread is a condition timing how a change spreads: it holds once held is
 // true for every observer in a set, and records when it first became true
 // for the first and for the last of them. held(s, i) is checked again only
-// after a change of observer i's view.
+// after a change of observer i's view, and only while i observes.
 type spread struct {
 	t0          time.Time
 	pending     map[int]bool
@@ -252,11 +252,11 @@ func (sp *spread) check(s viewSet, ch *change) bool {
 	if ch == nil {
 		now := time.Now()
 		for i := range sp.pending {
-			if sp.held(s, i) {
+			if s.observing(i) && sp.held(s, i) {
 				sp.mark(i, now)
 			}
 		}
-	} else if sp.pending[ch.observer] && sp.held(s, ch.observer) {
+	} else if sp.pending[ch.observer] && s.observing(ch.observer) && sp.held(s, ch.observer) {
 		sp.mark(ch.observer, ch.at)
 	}
 	return len(sp.pending) == 0
