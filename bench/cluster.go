@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // cluster is n members of one library running in this process on
@@ -22,7 +21,12 @@ type cluster interface {
 	size() int
 	// id is member i's identity as views name it.
 	id(i int) string
-	// view is what member i sees now: nil if member i was killed.
+	// observers holds each member's view as built from its membership
+	// events; scenarios watch it.
+	observers() *observers
+	// view is what member i sees now, read in full from the library (O(n)):
+	// nil if member i was killed. Only tests use it, to check the observed
+	// views against the library's own.
 	view(i int) view
 	// kill closes member i abruptly: it says goodbye to no one.
 	kill(i int)
@@ -36,11 +40,12 @@ type cluster interface {
 	close()
 }
 
-// newCluster returns an empty cluster of the named library.
-func newCluster(lib string) (cluster, error) {
+// newCluster returns an empty cluster of the named library. Of o, only
+// interval and target apply, and to this library only.
+func newCluster(lib string, o options) (cluster, error) {
 	switch lib {
 	case libOurs:
-		return newOurs(), nil
+		return newOurs(o.interval, o.target), nil
 	case libMemberlist:
 		return newMemberlist(), nil
 	}
@@ -64,15 +69,6 @@ type viewEntry struct {
 func (v view) sort() view {
 	sort.Slice(v, func(i, j int) bool { return v[i].id < v[j].id })
 	return v
-}
-
-// find returns the entry for id, if v holds it.
-func (v view) find(id string) (viewEntry, bool) {
-	i := sort.Search(len(v), func(i int) bool { return v[i].id >= id })
-	if i < len(v) && v[i].id == id {
-		return v[i], true
-	}
-	return viewEntry{}, false
 }
 
 // wire counts what a cluster's members send and loses a share of it. A
@@ -137,6 +133,3 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
-
-// pollEvery is how often scenarios read the members' views.
-const pollEvery = 10 * time.Millisecond

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -36,40 +37,30 @@ func TestStreamConnLosesWholeMessages(t *testing.T) {
 	}
 }
 
-func TestViewFind(t *testing.T) {
-	v := view{{id: "c"}, {id: "a", data: "x"}, {id: "b"}}.sort()
-	if e, ok := v.find("a"); !ok || e.data != "x" {
-		t.Errorf("find(a) = %+v, %v; want data x, true", e, ok)
-	}
-	if _, ok := v.find("d"); ok {
-		t.Errorf("find(d) found an entry in %v", v)
-	}
-}
-
 // TestSmoke starts three members of each library, waits for them to see
-// each other and a data change, kills one and closes the rest. Without
-// -short it also waits for the killed member to be dropped.
+// each other and a data change, checks the views built from events against
+// the libraries' own, kills one and closes the rest. Without -short it also
+// waits for the killed member to be dropped.
 func TestSmoke(t *testing.T) {
 	for _, lib := range []string{libOurs, libMemberlist} {
 		t.Run(lib, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			ctx := context.Background()
 			const n = 3
-			c, err := newCluster(lib)
+			c, err := newCluster(lib, options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.start(n); err != nil {
-				c.close()
-				t.Fatalf("start(%d): %v", n, err)
-			}
-			if err := waitConverged(ctx, c, n, 30*time.Second); err != nil {
+			if _, err := startConverged(ctx, c, n, 30*time.Second); err != nil {
 				c.close()
 				t.Fatalf("%s: %d members did not converge: %v", lib, n, err)
 			}
 			first, last, err := dataSpread(ctx, c, n, 30*time.Second)
 			if err != nil || first > last {
 				t.Errorf("%s: data spread = %.2fs, %.2fs, %v; want no error and first <= last", lib, first, last, err)
+			}
+			for i := 0; i < n; i++ {
+				checkObserved(t, c, i)
 			}
 			if bytes, msgs := c.traffic(); bytes == 0 || msgs == 0 {
 				t.Errorf("%s: traffic() = %d bytes, %d messages; want both counted", lib, bytes, msgs)
@@ -79,8 +70,15 @@ func TestSmoke(t *testing.T) {
 				if v := c.view(n - 1); v != nil {
 					t.Errorf("%s: view of a killed member = %v, want nil", lib, v)
 				}
+				if v := c.observers().snapshot(n - 1); v != nil {
+					t.Errorf("%s: observed view of a killed member = %v, want nil", lib, v)
+				}
 			} else if _, _, err := detect(ctx, c, n, 60*time.Second); err != nil {
 				t.Errorf("%s: killed member not dropped by all: %v", lib, err)
+			} else {
+				for i := 0; i < n-1; i++ {
+					checkObserved(t, c, i)
+				}
 			}
 			c.close()
 			if extra := settleGoroutines(before, 10*time.Second); extra > 0 {
@@ -88,4 +86,20 @@ func TestSmoke(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkObserved checks that member i's view built from its events is the
+// library's own view. An event may trail the change it reports by a
+// little, so it tries for a second.
+func checkObserved(t *testing.T, c cluster, i int) {
+	t.Helper()
+	var got, want view
+	for try := 0; try < 100; try++ {
+		got, want = c.observers().snapshot(i), c.view(i)
+		if reflect.DeepEqual(got, want) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("member %d: observed view %v, library's view %v", i, got, want)
 }

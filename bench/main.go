@@ -18,10 +18,26 @@
 //	          The settle time lets memberlist's periodic push-pull start:
 //	          each node's first comes 30-60 s after it starts.
 //	loss      from convergence, -loss of all messages are lost for
-//	          -loss-time: live members anyone reported dead
+//	          -loss-time: live members anyone reported dead, and the
+//	          (observer, member) pairs in which that happened
 //
-// Views are read every 10 ms to time events (not during steady). Each
-// wait gives up after -deadline and is reported as a timeout.
+// Each member's view is kept by the bench from the member's own membership
+// events, with the time each event was handled (this library's Events
+// channel, read by one goroutine per member, rebuilding the view from
+// GetMembers on a resync; memberlist's EventDelegate). A member is in its
+// own view; it drops another from it when it reports it dead (or left), and
+// "sees n" when its view holds n members. Scenarios wait for a condition on
+// these views, checked as each event comes, so that observing n members
+// costs O(events), not a read of every full view. Steady drops the views
+// once converged (their n² entries would count as heap); events are then
+// read but ignored. Each wait gives up after -deadline and is reported as
+// a timeout.
+//
+// This library runs with its defaults but for -interval
+// (Config.GossipInterval) and -target (Config.FalseReportTarget), so that
+// a comparison with another configuration can be run and labelled; both
+// are recorded in the -json Options. memberlist always runs with
+// DefaultLANConfig.
 //
 // What is counted and lost: a message is a UDP packet, or on a TCP stream
 // one run of writes not interrupted by data read back, that is one request
@@ -48,6 +64,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gossipfd/gossip"
 )
 
 func main() {
@@ -84,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.opts.steadyTime, "steady-time", 10*time.Second, "measurement window of the steady scenario")
 	fs.DurationVar(&c.opts.settle, "settle", 30*time.Second, "wait after convergence before the steady window (memberlist's first push-pull comes 30-60 s after start)")
 	fs.DurationVar(&c.opts.deadline, "deadline", 120*time.Second, "give up waiting for an event after this long")
+	fs.DurationVar(&c.opts.interval, "interval", 0, "this library's Config.GossipInterval (0: the library's default)")
+	fs.Float64Var(&c.opts.target, "target", 0, "this library's Config.FalseReportTarget (0: the library's default, Nfailures decides)")
 	fs.StringVar(&c.jsonPath, "json", "", "write the results as JSON to `file` (- for standard output)")
 	fs.StringVar(&c.plotPath, "plot", "", "draw converge, detect and data times against n into a PNG `file`")
 	fs.BoolVar(&c.markdown, "md", false, "print the table in markdown")
@@ -139,6 +159,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-loss must be between 0 and 1")
 	case c.opts.deadline <= 0 || c.opts.lossTime <= 0 || c.opts.steadyTime <= 0 || c.opts.settle < 0:
 		return c, fmt.Errorf("durations must be positive")
+	case c.opts.interval < 0:
+		return c, fmt.Errorf("-interval must not be negative")
+	case c.opts.target < 0 || c.opts.target >= 1:
+		return c, fmt.Errorf("-target must be at least 0 and below 1")
 	}
 	return c, nil
 }
@@ -199,6 +223,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	started := time.Now()
+	if cfg.runs > 0 && len(cfg.from) == 0 && contains(cfg.libs, libOurs) {
+		fmt.Fprintf(stderr, "ours: %s\n", describeOurs(cfg.opts))
+	}
 	baseline := runtime.NumGoroutine()
 	var samples []sample
 	failed := false
@@ -256,6 +283,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				"loss": fmt.Sprint(cfg.opts.loss), "loss-time": cfg.opts.lossTime.String(),
 				"steady-time": cfg.opts.steadyTime.String(), "settle": cfg.opts.settle.String(),
 				"deadline": cfg.opts.deadline.String(),
+				"interval": oursInterval(cfg.opts).String(), "target": fmt.Sprint(cfg.opts.target),
 			},
 			Rows: rows, Samples: samples,
 		}
@@ -318,6 +346,27 @@ func describe(got []sample, err error) string {
 		parts = append(parts, "error: "+err.Error())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// oursInterval is the gossip interval this library runs with.
+func oursInterval(o options) time.Duration {
+	if o.interval == 0 {
+		return gossip.Tgossip
+	}
+	return o.interval
+}
+
+// describeOurs says how this library is configured, for the progress log.
+func describeOurs(o options) string {
+	interval := fmt.Sprintf("interval %v", oursInterval(o))
+	if o.interval == 0 {
+		interval += " (default)"
+	}
+	target := fmt.Sprintf("false report target %v", o.target)
+	if o.target == 0 {
+		target = fmt.Sprintf("no false report target (default: Nfailures %d)", gossip.Nfailures)
+	}
+	return interval + ", " + target
 }
 
 // settleGoroutines waits up to wait for the goroutine count to fall back to

@@ -12,10 +12,12 @@ import (
 )
 
 // mlCluster runs hashicorp/memberlist nodes with DefaultLANConfig, over a
-// transport that counts and loses messages.
+// transport that counts and loses messages. Each node's event delegate
+// feeds the cluster's observers.
 type mlCluster struct {
 	w      wire
 	logger *log.Logger
+	obs    *observers
 	wg     sync.WaitGroup // joins and node updates under way
 
 	mu    sync.Mutex // protects the fields below
@@ -27,7 +29,7 @@ type mlCluster struct {
 }
 
 func newMemberlist() *mlCluster {
-	return &mlCluster{logger: log.New(io.Discard, "", 0)}
+	return &mlCluster{logger: log.New(io.Discard, "", 0), obs: newObservers()}
 }
 
 func (c *mlCluster) start(n int) error {
@@ -44,9 +46,12 @@ func (c *mlCluster) start(n int) error {
 		conf.BindPort = 0
 		conf.Transport = t
 		conf.Delegate = d
+		conf.Events = mlEvents{obs: c.obs, i: i}
 		conf.Logger = c.logger
+		c.obs.open(i) // Create reports the node itself as joined
 		m, err := memberlist.Create(conf)
 		if err != nil {
+			c.obs.close(i)
 			t.Shutdown()
 			return fmt.Errorf("member %d: %w", i, err)
 		}
@@ -103,6 +108,8 @@ func (c *mlCluster) id(i int) string {
 	return c.ids[i]
 }
 
+func (c *mlCluster) observers() *observers { return c.obs }
+
 func (c *mlCluster) view(i int) view {
 	c.mu.Lock()
 	m := c.nodes[i]
@@ -123,6 +130,7 @@ func (c *mlCluster) kill(i int) {
 	m := c.nodes[i]
 	c.nodes[i] = nil
 	c.mu.Unlock()
+	c.obs.close(i)
 	if m != nil {
 		m.Shutdown() // without Leave
 	}
@@ -200,6 +208,21 @@ func (d *metaDelegate) NotifyMsg([]byte)                           {}
 func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
 func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// mlEvents is node i's memberlist.EventDelegate. Memberlist calls it from
+// its own goroutines, holding its node lock, one call at a time: it only
+// updates the observed view. A dead node is reported through NotifyLeave,
+// as is one that left.
+type mlEvents struct {
+	obs *observers
+	i   int
+}
+
+var _ memberlist.EventDelegate = mlEvents{}
+
+func (e mlEvents) NotifyJoin(n *memberlist.Node)   { e.obs.set(e.i, n.Name, string(n.Meta)) }
+func (e mlEvents) NotifyUpdate(n *memberlist.Node) { e.obs.set(e.i, n.Name, string(n.Meta)) }
+func (e mlEvents) NotifyLeave(n *memberlist.Node)  { e.obs.remove(e.i, n.Name) }
 
 // mlTransport is memberlist's NetTransport with UDP packets and stream
 // messages counted and a share of them lost.

@@ -6,34 +6,43 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/gossipfd/gossip"
 	"github.com/sirupsen/logrus"
 )
 
-// oursCluster runs members of this library with their defaults, over a
-// transport that counts and loses messages.
+// oursCluster runs members of this library with their defaults, but for the
+// gossip interval and false report target if set, over a transport that
+// counts and loses messages. Each member's events are read by a goroutine
+// of its own into the cluster's observers.
 type oursCluster struct {
-	w   wire
-	log logrus.FieldLogger
+	w        wire
+	log      logrus.FieldLogger
+	interval time.Duration // Config.GossipInterval; 0 for the default
+	target   float64       // Config.FalseReportTarget; 0 for the default
+	obs      *observers
+	readers  sync.WaitGroup // one per started member, until its events end
 
 	mu      sync.Mutex // protects members and ids
 	members []*gossip.Gossip
 	ids     []string
 }
 
-func newOurs() *oursCluster {
+func newOurs(interval time.Duration, target float64) *oursCluster {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	return &oursCluster{log: l}
+	return &oursCluster{log: l, interval: interval, target: target, obs: newObservers()}
 }
 
 func (c *oursCluster) start(n int) error {
 	for i := 0; i < n; i++ {
 		cfg := gossip.Config{
-			Addr:      "127.0.0.1:0",
-			Logger:    c.log,
-			Transport: countingTransport{w: &c.w},
+			Addr:              "127.0.0.1:0",
+			Logger:            c.log,
+			Transport:         countingTransport{w: &c.w},
+			GossipInterval:    c.interval,
+			FalseReportTarget: c.target,
 		}
 		if i > 0 {
 			cfg.Seeds = []string{c.id(0)}
@@ -42,17 +51,54 @@ func (c *oursCluster) start(n int) error {
 		if err != nil {
 			return fmt.Errorf("member %d: %w", i, err)
 		}
+		events := g.Events() // before Start, so that no join is missed
 		if err := g.Start(); err != nil {
 			g.Close()
 			return fmt.Errorf("member %d: %w", i, err)
 		}
+		id := g.Addr()
+		c.obs.open(i)
+		c.obs.set(i, id, "") // a member is in its own view; events are about others
 		c.mu.Lock()
 		c.members = append(c.members, g)
-		c.ids = append(c.ids, g.Addr())
+		c.ids = append(c.ids, id)
 		c.mu.Unlock()
+		c.readers.Add(1)
+		go c.read(i, g, events)
 	}
 	return nil
 }
+
+// read applies member i's events to its observed view until the channel is
+// closed, which it is when the member has been closed.
+func (c *oursCluster) read(i int, g *gossip.Gossip, events <-chan gossip.Event) {
+	defer c.readers.Done()
+	for ev := range events {
+		switch ev.Type {
+		case gossip.EventJoined, gossip.EventUpdated, gossip.EventRejoined:
+			c.obs.set(i, ev.Member.Addr, dataString(ev.Member.Data))
+		case gossip.EventFailed, gossip.EventLeft:
+			c.obs.remove(i, ev.Member.Addr)
+		case gossip.EventResync:
+			// Events were dropped: the table is the truth.
+			ms := g.GetMembers()
+			members := make(map[string]string, len(ms))
+			for _, m := range ms {
+				members[m.Addr] = dataString(m.Data)
+			}
+			c.obs.reset(i, members)
+		}
+	}
+}
+
+// dataString is a member's data as the bench sets it: a string, or "" for
+// none.
+func dataString(d any) string {
+	s, _ := d.(string)
+	return s
+}
+
+func (c *oursCluster) observers() *observers { return c.obs }
 
 func (c *oursCluster) size() int {
 	c.mu.Lock()
@@ -80,10 +126,7 @@ func (c *oursCluster) view(i int) view {
 	ms := g.GetMembers() // sorted by address
 	v := make(view, len(ms))
 	for k, m := range ms {
-		v[k].id = m.Addr
-		if s, ok := m.Data.(string); ok {
-			v[k].data = s
-		}
+		v[k] = viewEntry{id: m.Addr, data: dataString(m.Data)}
 	}
 	return v
 }
@@ -93,6 +136,7 @@ func (c *oursCluster) kill(i int) {
 	g := c.members[i]
 	c.members[i] = nil
 	c.mu.Unlock()
+	c.obs.close(i)
 	if g != nil {
 		g.Close() // Close does not leave: the others must detect it
 	}
@@ -103,7 +147,11 @@ func (c *oursCluster) setData(i int, data string) error {
 	if g == nil {
 		return fmt.Errorf("member %d is closed", i)
 	}
-	return g.UpdateData(data)
+	if err := g.UpdateData(data); err != nil {
+		return fmt.Errorf("member %d: %w", i, err)
+	}
+	c.obs.set(i, c.id(i), data) // its own change is not an event
+	return nil
 }
 
 func (c *oursCluster) setLoss(p float64)            { c.w.setLoss(p) }
@@ -125,6 +173,7 @@ func (c *oursCluster) close() {
 		}
 	}
 	wg.Wait()
+	c.readers.Wait() // every member is closed, so are their events
 }
 
 // countingTransport is TCP with every connection, dialled or accepted,

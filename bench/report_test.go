@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gossipfd/gossip"
 )
 
 func samples(values ...float64) []sample {
@@ -147,7 +149,21 @@ func TestParseFlags(t *testing.T) {
 	if c.runs != 1 || c.opts.lossTime != 10*time.Second {
 		t.Errorf("-quick gave runs %d, loss-time %v; want 1, 10s", c.runs, c.opts.lossTime)
 	}
-	for _, bad := range [][]string{{"-n", "1"}, {"-libs", "serf"}, {"-scenarios", "nap"}, {"-runs", "0"}, {"-loss", "2"}} {
+	if c.opts.interval != 0 || c.opts.target != 0 {
+		t.Errorf("interval, target = %v, %v by default; want 0, 0 (the library's defaults)", c.opts.interval, c.opts.target)
+	}
+	if got := oursInterval(c.opts); got != gossip.Tgossip {
+		t.Errorf("oursInterval by default = %v, want Tgossip %v", got, gossip.Tgossip)
+	}
+	c, err = parseFlags([]string{"-interval", "200ms", "-target", "0.001"}, &stderr)
+	if err != nil || c.opts.interval != 200*time.Millisecond || c.opts.target != 0.001 {
+		t.Errorf("-interval 200ms -target 0.001 gave %v, %v, %v", c.opts.interval, c.opts.target, err)
+	}
+	if got, want := describeOurs(c.opts), "interval 200ms, false report target 0.001"; got != want {
+		t.Errorf("describeOurs = %q, want %q", got, want)
+	}
+	for _, bad := range [][]string{{"-n", "1"}, {"-libs", "serf"}, {"-scenarios", "nap"}, {"-runs", "0"}, {"-loss", "2"},
+		{"-interval", "-1s"}, {"-target", "1"}, {"-target", "-0.1"}} {
 		if _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", bad)
 		}

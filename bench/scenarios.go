@@ -42,6 +42,8 @@ type options struct {
 	steadyTime time.Duration
 	lossTime   time.Duration
 	loss       float64
+	interval   time.Duration // this library's GossipInterval; 0 for its default
+	target     float64       // this library's FalseReportTarget; 0 for its default
 }
 
 // sample is one measurement of one run.
@@ -61,7 +63,7 @@ var errTimeout = errors.New("deadline reached")
 // returns its samples. A wait that times out gives samples marked TimedOut
 // rather than an error.
 func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sample, error) {
-	c, err := newCluster(lib)
+	c, err := newCluster(lib, o)
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +75,7 @@ func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sampl
 	out := func(metric string, v float64, err error) sample {
 		return sample{Lib: lib, N: n, Metric: metric, Value: v, TimedOut: errors.Is(err, errTimeout)}
 	}
-	t0 := time.Now()
-	if err := c.start(n); err != nil {
-		return nil, err
-	}
-	err = waitConverged(ctx, c, n, o.deadline)
+	converged, err := startConverged(ctx, c, n, o.deadline)
 	if sc == scConverge || err != nil {
 		if err != nil && !errors.Is(err, errTimeout) {
 			return nil, err
@@ -85,7 +83,7 @@ func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sampl
 		if sc != scConverge {
 			return nil, fmt.Errorf("%s: no convergence within %v", sc, o.deadline)
 		}
-		return []sample{out("converge", time.Since(t0).Seconds(), err)}, nil
+		return []sample{out("converge", converged, err)}, nil
 	}
 	switch sc {
 	case scDetect:
@@ -111,53 +109,38 @@ func ignoreTimeout(err error) error {
 	return err
 }
 
-// poll calls done every pollEvery until it returns true, the deadline
-// passes (errTimeout) or ctx ends.
-func poll(ctx context.Context, deadline time.Duration, done func() bool) error {
-	end := time.Now().Add(deadline)
-	for {
-		if done() {
-			return nil
-		}
-		if time.Now().After(end) {
-			return errTimeout
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollEvery):
-		}
-	}
-}
-
-// waitConverged waits until every live member sees n members.
-func waitConverged(ctx context.Context, c cluster, n int, deadline time.Duration) error {
-	pending := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		pending = append(pending, i)
-	}
-	return poll(ctx, deadline, func() bool {
-		left := pending[:0]
-		for _, i := range pending {
-			if len(c.view(i)) != n {
-				left = append(left, i)
-			}
-		}
-		pending = left
-		return len(pending) == 0
+// startConverged starts n members and waits until every one sees n members.
+// It returns the seconds from the start until the last of them did, or
+// until it gave up.
+func startConverged(ctx context.Context, c cluster, n int, deadline time.Duration) (float64, error) {
+	sp := newSpread(time.Now(), others(n, -1), func(s viewSet, i int) bool {
+		return s.size(i) == n
 	})
+	w := c.observers().watch(sp.check) // before start, so that no change is missed
+	if err := c.start(n); err != nil {
+		w.stop()
+		return 0, err
+	}
+	err := w.wait(ctx, deadline)
+	if err != nil {
+		return time.Since(sp.t0).Seconds(), err
+	}
+	return sp.last.Seconds(), nil
 }
 
 // detect kills the last member and times how long the others take to drop it.
 func detect(ctx context.Context, c cluster, n int, deadline time.Duration) (first, last float64, err error) {
 	victim := n - 1
 	id := c.id(victim)
-	t0 := time.Now()
-	c.kill(victim)
-	return timeSpread(ctx, c, t0, others(n, victim), deadline, func(v view) bool {
-		_, ok := v.find(id)
+	sp := newSpread(time.Now(), others(n, victim), func(s viewSet, i int) bool {
+		_, ok := s.lookup(i, id)
 		return !ok
 	})
+	w := c.observers().watch(sp.check)
+	c.kill(victim)
+	err = w.wait(ctx, deadline)
+	first, last = sp.seconds(err, deadline)
+	return first, last, err
 }
 
 // dataSpread changes the data of the middle member and times how long the
@@ -166,19 +149,23 @@ func dataSpread(ctx context.Context, c cluster, n int, deadline time.Duration) (
 	i := n / 2
 	id := c.id(i)
 	value := fmt.Sprintf("data-%d", time.Now().UnixNano())
-	t0 := time.Now()
-	if err := c.setData(i, value); err != nil {
-		return 0, 0, err
-	}
-	return timeSpread(ctx, c, t0, others(n, i), deadline, func(v view) bool {
-		e, ok := v.find(id)
+	sp := newSpread(time.Now(), others(n, i), func(s viewSet, i int) bool {
+		e, ok := s.lookup(i, id)
 		return ok && e.data == value
 	})
+	w := c.observers().watch(sp.check)
+	if err := c.setData(i, value); err != nil {
+		w.stop()
+		return 0, 0, err
+	}
+	err = w.wait(ctx, deadline)
+	first, last = sp.seconds(err, deadline)
+	return first, last, err
 }
 
-// others returns 0..n-1 without skip.
+// others returns 0..n-1 without skip; skip -1 skips none.
 func others(n, skip int) []int {
-	out := make([]int, 0, n-1)
+	out := make([]int, 0, n)
 	for i := 0; i < n; i++ {
 		if i != skip {
 			out = append(out, i)
@@ -187,40 +174,11 @@ func others(n, skip int) []int {
 	return out
 }
 
-// timeSpread polls the views of members until seen holds for each, and
-// returns the seconds from t0 until it first and last held. On timeout, the
-// unknown times are the deadline.
-func timeSpread(ctx context.Context, c cluster, t0 time.Time, members []int, deadline time.Duration, seen func(view) bool) (first, last float64, err error) {
-	first = -1
-	pending := append([]int(nil), members...)
-	err = poll(ctx, deadline, func() bool {
-		left := pending[:0]
-		for _, i := range pending {
-			if !seen(c.view(i)) {
-				left = append(left, i)
-				continue
-			}
-			d := time.Since(t0).Seconds()
-			if first < 0 {
-				first = d
-			}
-			last = d
-		}
-		pending = left
-		return len(pending) == 0
-	})
-	if err != nil {
-		if first < 0 {
-			first = deadline.Seconds()
-		}
-		last = deadline.Seconds()
-	}
-	return first, last, err
-}
-
 // steady measures traffic, CPU and heap over a window after convergence,
-// without reading the views meanwhile.
+// without observing: the views are dropped first, so that their n² entries
+// do not count in the members' heap.
 func steady(ctx context.Context, c cluster, n int, o options, heap0 uint64, out func(string, float64, error) sample) ([]sample, error) {
+	c.observers().closeAll()
 	if err := sleep(ctx, o.settle); err != nil {
 		return nil, err
 	}
@@ -244,32 +202,38 @@ func steady(ctx context.Context, c cluster, n int, o options, heap0 uint64, out 
 
 // lossRun loses o.loss of all messages for o.lossTime from convergence and
 // counts the live members that anyone reported dead, and the (observer,
-// member) pairs in which that happened.
+// member) pairs in which that happened. A member is reported dead when an
+// observer's view drops it.
 func lossRun(ctx context.Context, c cluster, n int, o options) (members, pairs int, err error) {
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = c.id(i)
+	index := make(map[string]int, n)
+	for i := 0; i < n; i++ {
+		index[c.id(i)] = i
 	}
 	dead := make(map[string]bool)
 	type pair struct{ observer, member int }
 	falsePairs := make(map[pair]bool)
-	c.setLoss(o.loss)
-	defer c.setLoss(0)
-	err = poll(ctx, o.lossTime, func() bool {
-		for i := 0; i < n; i++ {
-			v := c.view(i)
-			if len(v) == n {
-				continue
-			}
-			for j, id := range ids {
-				if _, ok := v.find(id); !ok {
-					dead[id] = true
-					falsePairs[pair{i, j}] = true
+	w := c.observers().watch(func(s viewSet, ch *change) bool {
+		if ch == nil { // views missing members already, if any
+			for i := 0; i < n; i++ {
+				if !s.observing(i) || s.size(i) == n {
+					continue
+				}
+				for id, j := range index {
+					if _, ok := s.lookup(i, id); !ok {
+						dead[id] = true
+						falsePairs[pair{i, j}] = true
+					}
 				}
 			}
+		} else if j, ok := index[ch.id]; ok && ch.gone {
+			dead[ch.id] = true
+			falsePairs[pair{ch.observer, j}] = true
 		}
-		return false
+		return false // until the window ends
 	})
+	c.setLoss(o.loss)
+	defer c.setLoss(0)
+	err = w.wait(ctx, o.lossTime)
 	if errors.Is(err, errTimeout) {
 		err = nil // the window ended
 	}
