@@ -138,6 +138,15 @@ func FuzzMerge(f *testing.F) {
 			if tb.members[selfAddr] != tb.self || !tb.self.alive || tb.self.heartbeat <= 0 {
 				t.Fatalf("step %d: self entry lost, dead or with heartbeat %d", step, tb.self.heartbeat)
 			}
+			live := 0
+			for _, e := range tb.members {
+				if e.alive {
+					live++
+				}
+			}
+			if live != tb.liveCount() {
+				t.Fatalf("step %d: %d live entries, liveCount %d", step, live, tb.liveCount())
+			}
 			for addr, e := range tb.members {
 				was, ok := last[addr]
 				switch {

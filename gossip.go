@@ -257,7 +257,7 @@ func (g *Gossip) becomeLocked(addr string) {
 	self := g.table.self
 	self.addr, self.heartbeat, self.lastRise = addr, now.UnixMicro(), now
 	self.version = self.heartbeat
-	g.table.members[addr] = self
+	g.table.put(self)
 }
 
 // Run starts the member and returns only after Close. If the member cannot
@@ -426,7 +426,7 @@ func (g *Gossip) tick() {
 	peers := g.table.livePeers()
 	var target string
 	if len(peers) > 0 {
-		target = peers[g.rng.IntN(len(peers))]
+		target = choosePartner(g.rng, g.heldLiveLocked(), g.cfg.MaxOutboundConns, func() string { return peers[g.rng.IntN(len(peers))] })
 	}
 	var recover []string
 	if len(peers) == 0 || g.rng.IntN(len(peers)+1) == 0 {
@@ -444,6 +444,56 @@ func (g *Gossip) tick() {
 	for _, name := range recover {
 		g.goExchange(func(ctx context.Context) { g.contact(ctx, name, joining) })
 	}
+}
+
+// Peer selection.
+//
+// The paper's member gossips each round with a peer chosen uniformly at
+// random. With n members and connections reused from round to round, that
+// needs n-1 connections per member, or a dial nearly every round once n
+// exceeds the connections kept (Config.MaxOutboundConns): at n = 1,000, a
+// TCP handshake, a goroutine on each side and gob's type descriptors for
+// every exchange. So a member holding a full set of connections exchanges
+// with one of those peers, chosen uniformly, and only one round in
+// rotateRounds (on average) with a peer chosen uniformly among all; that
+// peer's connection then takes the place of the one least recently used. The
+// peers a member talks to thus form a random graph of out-degree
+// MaxOutboundConns whose edges are replaced one every rotateRounds rounds,
+// so an edge lives about MaxOutboundConns × rotateRounds rounds. That is
+// long next to the spread time, which is what saves the dials, and short next
+// to a member's life, so every pair of members is linked now and then.
+// Heartbeats spread over such a graph about as fast as over the complete one:
+// the simulations (sim_test.go, failure_test.go) use this same function and
+// check the mean spread time against S(n) (see failure.go). A member with
+// fewer peers than MaxOutboundConns holds a connection to each of them and
+// chooses among all uniformly, as the paper does.
+
+// rotateRounds is how many rounds, on average, a member with a full set of
+// connections goes between two exchanges with a peer chosen among all.
+const rotateRounds = 8
+
+// choosePartner picks a round's exchange partner: if held, the live peers a
+// connection is held to, number fewer than capacity, or one round in
+// rotateRounds, any live peer chosen uniformly by anyPeer; otherwise one of
+// held, uniformly.
+func choosePartner[T any](r *rand.Rand, held []T, capacity int, anyPeer func() T) T {
+	if len(held) == 0 || len(held) < capacity || r.IntN(rotateRounds) == 0 {
+		return anyPeer()
+	}
+	return held[r.IntN(len(held))]
+}
+
+// heldLiveLocked returns the live peers that the member holds a connection
+// to.
+func (g *Gossip) heldLiveLocked() []string {
+	held := g.pool.held()
+	live := held[:0]
+	for _, addr := range held {
+		if e := g.table.members[addr]; e != nil && e.alive && e != g.table.self {
+			live = append(live, addr)
+		}
+	}
+	return live
 }
 
 // goExchange runs f in a goroutine owned by g, unless maxExchangesInFlight

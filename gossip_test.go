@@ -475,7 +475,7 @@ func TestRumorPeersPreferOthers(t *testing.T) {
 	defer g.mu.Unlock()
 	for i := 0; i < 2*rumorFanout; i++ {
 		addr := fmt.Sprintf("10.0.0.%d:7000", i)
-		g.table.members[addr] = &entry{addr: addr, alive: true}
+		g.table.put(&entry{addr: addr, alive: true})
 	}
 	about := map[string]bool{"10.0.0.0:7000": true, "10.0.0.1:7000": true}
 	for try := 0; try < 20; try++ {

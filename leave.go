@@ -59,7 +59,8 @@ func (g *Gossip) Leave(ctx context.Context) error {
 	case stateRunning:
 		self := g.table.self
 		self.heartbeat++
-		self.alive, self.left, self.deadAt = false, true, g.clock.Now()
+		g.table.setAlive(self, false)
+		self.left, self.deadAt = true, g.clock.Now()
 		g.state = stateLeft
 		g.log.WithField("heartbeat", self.heartbeat).Info("gossip member leaving")
 	}
@@ -183,7 +184,7 @@ func (g *Gossip) mergeLeftLocked(u Entry, now time.Time, gen uint64, spread bool
 			return false
 		}
 		e = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, left: true, deadAt: now}
-		t.members[u.Addr] = e
+		t.put(e)
 	}
 	defer t.markLeft(e, gen, u.Heartbeat, u.Version)
 	switch {
@@ -192,7 +193,8 @@ func (g *Gossip) mergeLeftLocked(u Entry, now time.Time, gen uint64, spread bool
 	case e.left:
 		e.heartbeat = u.Heartbeat
 	case e.alive:
-		e.alive, e.left, e.deadAt, e.heartbeat = false, true, now, u.Heartbeat
+		t.setAlive(e, false)
+		e.left, e.deadAt, e.heartbeat = true, now, u.Heartbeat
 		g.emitLocked(EventLeft, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member left")
 		if spread {

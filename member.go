@@ -65,6 +65,7 @@ type table struct {
 	self    *entry
 	gen     uint64   // the last mark given to an update (see mergeUpdateLocked)
 	seen    []*entry // the entries marked with gen
+	live    int      // entries alive (see liveCount); changed only by put, remove and setAlive
 }
 
 // mark records that the update being merged under mark gen holds the
@@ -95,14 +96,36 @@ func (t *table) livePeers() []string {
 }
 
 // liveCount is the observed cluster size: live members, this one included.
-func (t *table) liveCount() int {
-	n := 0
-	for _, e := range t.members {
-		if e.alive {
-			n++
-		}
+func (t *table) liveCount() int { return t.live }
+
+// put adds e to the table, in place of any entry for its address.
+func (t *table) put(e *entry) {
+	t.remove(e.addr)
+	t.members[e.addr] = e
+	if e.alive {
+		t.live++
 	}
-	return n
+}
+
+// remove forgets the entry for addr, if any.
+func (t *table) remove(addr string) {
+	if old := t.members[addr]; old != nil {
+		if old.alive {
+			t.live--
+		}
+		delete(t.members, addr)
+	}
+}
+
+// setAlive marks e, an entry of the table, alive or not.
+func (t *table) setAlive(e *entry, alive bool) {
+	switch {
+	case alive && !e.alive:
+		t.live++
+	case !alive && e.alive:
+		t.live--
+	}
+	e.alive = alive
 }
 
 // digest returns the live entries, without their data, as a digest: the
@@ -280,7 +303,7 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 		e = &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true}
 		t.mark(e, gen, u.Heartbeat, u.Version)
 		e.setData(u.Data)
-		t.members[u.Addr] = e
+		t.put(e)
 		g.emitLocked(EventJoined, e, now)
 		g.log.WithField("peer", u.Addr).Debug("gossip: member joined")
 		if spread {
@@ -303,7 +326,8 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 			}
 		}
 	case u.Heartbeat > e.heartbeat+g.reviveMarginOf(e):
-		e.heartbeat, e.lastRise, e.alive, e.left = u.Heartbeat, now, true, false
+		e.heartbeat, e.lastRise, e.left = u.Heartbeat, now, false
+		t.setAlive(e, true)
 		if newData {
 			e.version = u.Version
 			e.setData(u.Data)
@@ -357,12 +381,13 @@ func (g *Gossip) sweepLocked(now time.Time) (changed bool) {
 		switch {
 		case e == g.table.self:
 		case e.alive && now.Sub(e.lastRise) > tfail:
-			e.alive, e.deadAt = false, now
+			g.table.setAlive(e, false)
+			e.deadAt = now
 			g.emitLocked(EventFailed, e, now)
 			g.log.WithFields(logrus.Fields{"peer": addr, "silent": now.Sub(e.lastRise)}).Debug("gossip: member failed")
 			changed = true
 		case !e.alive && now.Sub(e.deadAt) > cleanupTime(tfail):
-			delete(g.table.members, addr)
+			g.table.remove(addr)
 			delete(g.retry, addr)
 		}
 	}

@@ -669,6 +669,17 @@ func (p *clientPool) release(addr string, pc *pooled, broken bool) {
 	}
 }
 
+// held returns the addresses the pool holds a client for.
+func (p *clientPool) held() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.clients))
+	for addr := range p.clients {
+		out = append(out, addr)
+	}
+	return out
+}
+
 // closeIdle closes the clients unused for half the idle timeout, before the
 // peer's side times them out.
 func (p *clientPool) closeIdle() {

@@ -56,12 +56,39 @@ type SimResult struct {
 
 // simCluster is n members sharing a fake clock.
 type simCluster struct {
-	clk  *fakeClock
-	ms   []*Gossip
-	rng  *rand.Rand
-	loss float64
-	down map[int]bool
-	idx  map[string]int // member index by address
+	clk   *fakeClock
+	ms    []*Gossip
+	pools []*simPool[string] // the peers each member holds connections to
+	rng   *rand.Rand
+	loss  float64
+	down  map[int]bool
+	idx   map[string]int // member index by address
+}
+
+// simPool models the peers a member holds connections to (clientPool): the
+// last capacity distinct peers it exchanged with, the least recently used
+// dropped first, and a peer whose exchange failed dropped at once, as a
+// broken connection is.
+type simPool[T comparable] struct {
+	capacity int
+	order    []T // least recently used first
+}
+
+func (p *simPool[T]) use(x T) {
+	p.drop(x)
+	p.order = append(p.order, x)
+	if len(p.order) > p.capacity {
+		p.order = p.order[1:]
+	}
+}
+
+func (p *simPool[T]) drop(x T) {
+	for i, y := range p.order {
+		if y == x {
+			p.order = append(p.order[:i], p.order[i+1:]...)
+			return
+		}
+	}
 }
 
 func newSimCluster(t *testing.T, n int, loss float64, seed uint64) *simCluster {
@@ -76,7 +103,9 @@ func newSimCluster(t *testing.T, n int, loss float64, seed uint64) *simCluster {
 		g.becomeLocked(simAddr(i))
 		full[i] = g.table.self.withData()
 		g.mu.Unlock()
+		g.rng = rand.New(rand.NewPCG(seed, uint64(i)))
 		c.ms = append(c.ms, g)
+		c.pools = append(c.pools, &simPool[string]{capacity: g.cfg.MaxOutboundConns})
 		c.idx[simAddr(i)] = i
 	}
 	// Start converged: everyone knows everyone.
@@ -114,15 +143,24 @@ func (c *simCluster) round() (died map[int][]string) {
 		}
 		peers := g.table.livePeers()
 		var req []byte
+		var partner string
 		if len(peers) > 0 {
 			req = g.table.digest()
+			var held []string
+			for _, a := range c.pools[i].order {
+				if e := g.table.members[a]; e != nil && e.alive {
+					held = append(held, a)
+				}
+			}
+			partner = choosePartner(g.rng, held, g.cfg.MaxOutboundConns, func() string { return peers[g.rng.IntN(len(peers))] })
 		}
 		g.mu.Unlock()
 		if len(peers) == 0 {
 			continue
 		}
-		j := c.index(peers[c.rng.IntN(len(peers))])
+		j := c.index(partner)
 		if c.down[j] || c.rng.Float64() < c.loss {
+			c.pools[i].drop(partner)
 			continue // the peer is down, or the request was lost
 		}
 		callee := c.ms[j]
@@ -131,8 +169,10 @@ func (c *simCluster) round() (died map[int][]string) {
 		ad, am := callee.table.answer(gen, false)
 		callee.mu.Unlock()
 		if c.rng.Float64() < c.loss {
+			c.pools[i].drop(partner)
 			continue // the answer was lost
 		}
+		c.pools[i].use(partner)
 		g.mu.Lock()
 		g.mergeUpdateLocked(ad, am, now, false)
 		push := g.table.withData(want, len(want))
