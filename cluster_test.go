@@ -121,7 +121,7 @@ func TestCallerMergesNothingFromAnotherCluster(t *testing.T) {
 	g := startMember(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), converge)
 	defer cancel()
-	_, err = g.exchange(ctx, ln.Addr().String())
+	_, err = g.exchange(ctx, ln.Addr().String(), true)
 	assert.True(t, errors.Is(err, ErrClusterMismatch), "exchange error %v, want ErrClusterMismatch", err)
 	assert.Nil(t, g.entryOf("10.9.0.2:7000"), "nothing merged from another cluster")
 }

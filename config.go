@@ -29,14 +29,15 @@ const (
 	DefaultMaxInboundConns = 256
 
 	// DefaultMaxOutboundConns bounds the connections a member keeps open
-	// to its peers for reuse. Each round a member talks to a random peer;
-	// in a cluster of up to DefaultMaxOutboundConns+1 members every
-	// connection is reused, in a larger one a round reuses one with
-	// probability DefaultMaxOutboundConns/(n-1) and otherwise dials. It is
-	// kept small so that many members fit in one process's file limit (a
-	// thousand members on one host use about 17 descriptors each); raise
-	// it where each member has a host of its own.
-	DefaultMaxOutboundConns = 8
+	// to its peers for reuse, and so the peers it gossips with by
+	// preference (see choosePartner in gossip.go): in a cluster of up to
+	// DefaultMaxOutboundConns+1 members, all of them; in a larger one, these
+	// and, one round in eight, a peer chosen among all, whose connection
+	// then replaces the least recently used. Six keeps the spread time
+	// within a round of the uniform choice's (failure_test.go) and lets a
+	// thousand members share one host's 20,000 descriptors (13 each: six
+	// connections out, about six in, a listener).
+	DefaultMaxOutboundConns = 6
 
 	// DefaultIdleTimeout closes an inbound connection that has sent no
 	// request for this long; outgoing connections are closed after half of it.
@@ -122,7 +123,8 @@ type Config struct {
 	MaxInboundConns int
 
 	// MaxOutboundConns bounds the connections kept open to peers for
-	// reuse. Zero means DefaultMaxOutboundConns.
+	// reuse, which are also the peers gossiped with by preference. Zero
+	// means DefaultMaxOutboundConns.
 	MaxOutboundConns int
 
 	// IdleTimeout closes an inbound connection with no request for this

@@ -113,6 +113,7 @@ type Gossip struct {
 	once    sync.Once
 	stop    error
 	sem     chan struct{} // bounds outgoing exchanges in flight
+	rsem    chan struct{} // bounds outgoing rumors in flight, apart, so that they never hold up a round
 	spread  chan struct{} // signalled when there are rumors to spread
 	events  *eventQueue   // see Events
 	metrics metrics       // see Stats
@@ -165,6 +166,7 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 		resolver:  cfg.Resolver,
 		done:      make(chan struct{}),
 		sem:       make(chan struct{}, maxExchangesInFlight),
+		rsem:      make(chan struct{}, maxExchangesInFlight),
 		spread:    make(chan struct{}, 1),
 		events:    newEventQueue(cfg.EventBuffer),
 		rumors:    make(map[string]rumor),
@@ -438,7 +440,7 @@ func (g *Gossip) tick() {
 	}
 	g.pool.closeIdle()
 	if target != "" {
-		g.goExchange(func(ctx context.Context) { g.exchange(ctx, target) })
+		g.goExchange(func(ctx context.Context) { g.exchange(ctx, target, true) })
 	}
 	joining := len(peers) == 0
 	for _, name := range recover {
@@ -498,9 +500,13 @@ func (g *Gossip) heldLiveLocked() []string {
 
 // goExchange runs f in a goroutine owned by g, unless maxExchangesInFlight
 // exchanges are already under way (a slow peer must not pile them up).
-func (g *Gossip) goExchange(f func(ctx context.Context)) {
+func (g *Gossip) goExchange(f func(ctx context.Context)) { g.goBounded(g.sem, f) }
+
+// goBounded runs f in a goroutine owned by g holding a slot of sem, or skips
+// it if sem has no free slot.
+func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) {
 	select {
-	case g.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	default:
 		g.log.Debug("gossip: too many exchanges in flight; skipping one")
 		return
@@ -508,7 +514,7 @@ func (g *Gossip) goExchange(f func(ctx context.Context)) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		defer func() { <-g.sem }()
+		defer func() { <-sem }()
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RPCTimeout)
 		defer cancel()
 		f(ctx)

@@ -103,7 +103,7 @@ func (g *Gossip) announce(ctx context.Context, peers []string, req ExchangeReque
 			cctx, cancel := context.WithTimeout(ctx, g.cfg.RPCTimeout)
 			defer cancel()
 			var resp ExchangeResponse
-			err := g.pool.call(cctx, peer, "Gossip.Exchange", req, &resp)
+			err := g.pool.call(cctx, peer, "Gossip.Exchange", req, &resp, false)
 			if err == nil {
 				err = g.checkCluster(peer, resp.Cluster)
 			}

@@ -179,18 +179,24 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 // callee's advertised address. The request is a digest: heartbeats and data
 // versions only. The callee answers with what it holds newer, data included,
 // and names the data it lacks, which a second request carries.
-func (g *Gossip) exchange(ctx context.Context, addr string) (string, error) {
+//
+// keep tells whether a new connection to addr should be kept for later
+// rounds: only for the round's chosen partner (see choosePartner). Seeds,
+// dead members and rumor targets are reached over a connection already held,
+// or over one closed after use, so that they do not take the place of the
+// partners' connections, nor pile up on a seed that every joiner contacts.
+func (g *Gossip) exchange(ctx context.Context, addr string, keep bool) (string, error) {
 	g.mu.Lock()
 	req := ExchangeRequest{From: g.addr, Cluster: g.cfg.ClusterName, Digest: g.table.digest(), Left: g.table.leftDigest()}
 	g.mu.Unlock()
-	return g.exchangeWith(ctx, addr, req)
+	return g.exchangeWith(ctx, addr, req, keep)
 }
 
 // exchangeWith sends req to addr, merges the answer, and sends the data the
 // callee asks for.
-func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequest) (string, error) {
+func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequest, keep bool) (string, error) {
 	var resp ExchangeResponse
-	if err := g.pool.call(ctx, addr, "Gossip.Exchange", req, &resp); err != nil {
+	if err := g.pool.call(ctx, addr, "Gossip.Exchange", req, &resp, keep); err != nil {
 		g.log.WithField("peer", addr).WithError(err).Debug("gossip: exchange failed")
 		return "", err
 	}
@@ -217,7 +223,7 @@ func (g *Gossip) exchangeWith(ctx context.Context, addr string, req ExchangeRequ
 	}
 	if len(push.Members) > 0 {
 		var presp ExchangeResponse
-		if err := g.pool.call(ctx, addr, "Gossip.Exchange", push, &presp); err != nil {
+		if err := g.pool.call(ctx, addr, "Gossip.Exchange", push, &presp, keep); err != nil {
 			g.log.WithField("peer", addr).WithError(err).Debug("gossip: sending data failed")
 			return resp.From, nil
 		}
@@ -248,7 +254,7 @@ func (g *Gossip) contact(ctx context.Context, name string, joining bool) {
 		if skip {
 			continue
 		}
-		if from, err := g.exchange(ctx, addr); err == nil {
+		if from, err := g.exchange(ctx, addr, false); err == nil {
 			ok = true
 			if joining && from != "" && from != g.Addr() {
 				g.followUp(addr)
@@ -280,7 +286,7 @@ func (g *Gossip) followUp(addr string) {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			g.goExchange(func(ctx context.Context) { g.exchange(ctx, addr) })
+			g.goExchange(func(ctx context.Context) { g.exchange(ctx, addr, false) })
 		case <-g.ctx.Done():
 		}
 	}()
@@ -534,6 +540,15 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error { return c.dec.D
 func (c *clientCodec) ReadResponseBody(body any) error          { return c.dec.Decode(body) }
 func (c *clientCodec) Close() error                             { return c.conn.Close() }
 
+// maxDialsInFlight bounds the connections a member is setting up at once. A
+// call that would dial beyond it fails at once instead: when peers are slow to
+// accept (a member starved of CPU, or out of file descriptors), waiting dials
+// each hold a descriptor and a goroutine until Trpc, and pile up.
+const maxDialsInFlight = 2
+
+// errTooManyDials is why a call failed without dialling.
+var errTooManyDials = errors.New("too many connections being set up")
+
 // clientPool keeps one net/rpc client per peer, reused across rounds. It
 // holds at most Config.MaxOutboundConns; to make room for a new one it closes
 // the least recently used idle client. It closes those idle for half the idle
@@ -543,6 +558,7 @@ type clientPool struct {
 	cfg       *Config
 	clock     Clock
 	metrics   *metrics
+	dials     chan struct{} // bounds the dials in flight (maxDialsInFlight)
 
 	mu      sync.Mutex // protects clients and closed
 	clients map[string]*pooled
@@ -557,22 +573,25 @@ type pooled struct {
 }
 
 func newClientPool(t Transport, cfg *Config, clock Clock, m *metrics) *clientPool {
-	return &clientPool{transport: t, cfg: cfg, clock: clock, metrics: m, clients: make(map[string]*pooled)}
+	return &clientPool{transport: t, cfg: cfg, clock: clock, metrics: m, clients: make(map[string]*pooled),
+		dials: make(chan struct{}, maxDialsInFlight)}
 }
 
-// call makes one RPC to addr, bounded by ctx, and counts it. A pooled
+// call makes one RPC to addr, bounded by ctx, and counts it. It uses the
+// pooled connection to addr if there is one, else dials one, which it keeps
+// in the pool if keep is set and closes after the call if not. A pooled
 // connection that turns out to be dead is replaced and the call tried once
 // more.
-func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any) error {
+func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any, keep bool) error {
 	p.metrics.sent.Add(1)
-	err := p.try(ctx, addr, method, args, reply)
+	err := p.try(ctx, addr, method, args, reply, keep)
 	p.metrics.called(err)
 	return err
 }
 
-func (p *clientPool) try(ctx context.Context, addr, method string, args, reply any) error {
+func (p *clientPool) try(ctx context.Context, addr, method string, args, reply any, keep bool) error {
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := p.get(ctx, addr)
+		pc, reused, err := p.get(ctx, addr, keep)
 		if err != nil {
 			return err
 		}
@@ -596,9 +615,9 @@ func (p *clientPool) try(ctx context.Context, addr, method string, args, reply a
 	}
 }
 
-// get returns the pooled client for addr, dialling one if there is none,
-// with a call counted in flight on it.
-func (p *clientPool) get(ctx context.Context, addr string) (pc *pooled, reused bool, err error) {
+// get returns the pooled client for addr, dialling one if there is none
+// (pooled if keep is set), with a call counted in flight on it.
+func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *pooled, reused bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -611,26 +630,44 @@ func (p *clientPool) get(ctx context.Context, addr string) (pc *pooled, reused b
 		return pc, true, nil
 	}
 	p.mu.Unlock()
+	select {
+	case p.dials <- struct{}{}:
+	default:
+		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, errTooManyDials)
+	}
 	conn, err := p.transport.Dial(ctx, addr)
+	<-p.dials
 	if err != nil {
 		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
 	}
 	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg))
+	// Clients are closed after unlocking: closing a connection waits for its
+	// reader goroutine to notice, which on a busy machine can take long
+	// enough to stall every caller waiting for the pool.
+	var evicted *rpc.Client
+	defer func() {
+		if evicted != nil {
+			evicted.Close()
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		c.Close()
+		evicted = c
 		return nil, false, ErrClosed
 	}
 	if pc := p.clients[addr]; pc != nil { // another round dialled meanwhile
-		c.Close()
+		evicted = c
 		pc.used = p.clock.Now()
 		pc.inflight++
 		return pc, true, nil
 	}
 	pc = &pooled{c: c, used: p.clock.Now(), inflight: 1}
+	if !keep {
+		return pc, false, nil
+	}
 	if len(p.clients) >= p.cfg.MaxOutboundConns {
-		p.evictLocked()
+		evicted = p.evictLocked()
 	}
 	if len(p.clients) < p.cfg.MaxOutboundConns {
 		pc.pooled = true
@@ -639,18 +676,21 @@ func (p *clientPool) get(ctx context.Context, addr string) (pc *pooled, reused b
 	return pc, false, nil
 }
 
-// evictLocked closes the least recently used client with no call in flight.
-func (p *clientPool) evictLocked() {
+// evictLocked removes the least recently used client with no call in flight
+// and returns it for the caller to close, or returns nil if there is none.
+func (p *clientPool) evictLocked() *rpc.Client {
 	var lru string
 	for addr, pc := range p.clients {
 		if pc.inflight == 0 && (lru == "" || pc.used.Before(p.clients[lru].used)) {
 			lru = addr
 		}
 	}
-	if lru != "" {
-		p.clients[lru].c.Close()
-		delete(p.clients, lru)
+	if lru == "" {
+		return nil
 	}
+	c := p.clients[lru].c
+	delete(p.clients, lru)
+	return c
 }
 
 // release ends a call on pc; if broken, or if pc was not pooled, it closes
@@ -684,23 +724,31 @@ func (p *clientPool) held() []string {
 // peer's side times them out.
 func (p *clientPool) closeIdle() {
 	now := p.clock.Now()
+	var idle []*rpc.Client
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for addr, pc := range p.clients {
 		if pc.inflight == 0 && now.Sub(pc.used) > p.cfg.IdleTimeout/2 {
-			pc.c.Close()
+			idle = append(idle, pc.c)
 			delete(p.clients, addr)
 		}
+	}
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
 	}
 }
 
 // close closes every client and refuses new ones.
 func (p *clientPool) close() {
+	var all []*rpc.Client
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
 	for addr, pc := range p.clients {
-		pc.c.Close()
+		all = append(all, pc.c)
 		delete(p.clients, addr)
+	}
+	p.mu.Unlock()
+	for _, c := range all {
+		c.Close()
 	}
 }

@@ -229,7 +229,7 @@ func TestOutgoingRPCHonoursTrpc(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RPCTimeout)
 	defer cancel()
 	start := time.Now()
-	_, err := g.exchange(ctx, hole)
+	_, err := g.exchange(ctx, hole, true)
 	took := time.Since(start)
 	// The error is the deadline, or the connection closed by the gossip
 	// loop's own attempt on the same pooled connection timing out.

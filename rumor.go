@@ -45,9 +45,11 @@ const (
 	// rumorBurst is how many spreads a member makes at once before
 	// rumorBudget holds it to rumorRate a round.
 	rumorBurst = 8
-	rumorRate  = 4
-	// maxRumorEntries bounds one rumor message. A burst of more changes
-	// than that goes out over several spreads.
+	rumorRate  = 1
+	// maxRumorEntries bounds one rumor message. Of a burst of more changes
+	// than that (a storm: a cluster starting, a partition healing) the rest
+	// is dropped and left to the periodic exchange, which carries bulk
+	// changes far more cheaply than rumors would.
 	maxRumorEntries = 64
 )
 
@@ -130,7 +132,7 @@ func (g *Gossip) spreadRumors() (more bool) {
 		case e == nil || !e.alive && !e.left || r.since.Before(stale):
 			delete(g.rumors, addr) // nothing to tell, or told already
 		case len(names) == maxRumorEntries:
-			more = true
+			delete(g.rumors, addr) // a storm: left to the periodic exchange
 		default:
 			names = append(names, addr)
 			about[addr] = true
@@ -160,22 +162,39 @@ func (g *Gossip) spreadRumors() (more bool) {
 	}
 	g.log.WithFields(logrus.Fields{"rumors": len(names), "peers": len(peers)}).Debug("gossip: spreading rumors")
 	for _, p := range peers {
-		g.goExchange(func(ctx context.Context) { g.exchangeWith(ctx, p, req) })
+		g.goBounded(g.rsem, func(ctx context.Context) { g.exchangeWith(ctx, p, req, true) })
 	}
 	return more
 }
 
-// rumorPeersLocked picks up to rumorFanout live peers at random, those that
-// no rumor is about first.
+// rumorPeersLocked picks up to rumorFanout live peers: peers that no rumor
+// is about first, and among those, up to rumorFanout-1 that a connection is
+// held to (see choosePartner) and the rest chosen at random among all. A
+// storm of changes thus costs about one dial a spread instead of
+// rumorFanout, and still reaches beyond the peers a member talks to.
 func (g *Gossip) rumorPeersLocked(about map[string]bool) []string {
 	peers := g.table.livePeers()
 	g.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-	k := 0
-	for i, p := range peers {
-		if !about[p] {
-			peers[k], peers[i] = peers[i], peers[k]
-			k++
+	var held []string
+	if g.pool != nil {
+		held = g.heldLiveLocked()
+		g.rng.Shuffle(len(held), func(i, j int) { held[i], held[j] = held[j], held[i] })
+	}
+	out := make([]string, 0, rumorFanout)
+	picked := make(map[string]bool, rumorFanout)
+	pick := func(from []string, limit int, subjects bool) {
+		for _, p := range from {
+			if len(out) >= limit {
+				return
+			}
+			if !picked[p] && about[p] == subjects {
+				out = append(out, p)
+				picked[p] = true
+			}
 		}
 	}
-	return peers[:min(rumorFanout, len(peers))]
+	pick(held, rumorFanout-1, false)
+	pick(peers, rumorFanout, false)
+	pick(peers, rumorFanout, true)
+	return out
 }
