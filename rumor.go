@@ -112,10 +112,10 @@ func (g *Gossip) askSpread() {
 }
 
 // spreadRumors sends up to maxRumorEntries pending rumors to rumorFanout
-// random live peers, preferring peers the rumors are not about. It reports
-// whether rumors remain for another spread. A rumor that has waited longer
-// than a spread time S(n) is dropped unsent: by then the periodic exchange
-// has carried it.
+// live peers (see rumorPeersLocked), and drops the rest. It reports whether
+// rumors remain for another spread. A rumor that has waited longer than a
+// spread time S(n) is dropped unsent: by then the periodic exchange has
+// carried it.
 func (g *Gossip) spreadRumors() (more bool) {
 	g.mu.Lock()
 	if g.state != stateRunning || len(g.rumors) == 0 {
@@ -162,7 +162,7 @@ func (g *Gossip) spreadRumors() (more bool) {
 	}
 	g.log.WithFields(logrus.Fields{"rumors": len(names), "peers": len(peers)}).Debug("gossip: spreading rumors")
 	for _, p := range peers {
-		g.goBounded(g.rsem, func(ctx context.Context) { g.exchangeWith(ctx, p, req, true) })
+		g.goBounded(g.rsem, func(ctx context.Context) { g.exchangeWith(ctx, p, req, false) })
 	}
 	return more
 }
