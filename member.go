@@ -270,12 +270,15 @@ func (g *Gossip) mergeEntryLocked(u Entry, now time.Time, gen uint64, spread boo
 	}
 	if u.Addr == g.addr || g.aliases[u.Addr] {
 		// Gossip about ourselves. If it counts higher than we do (an
-		// earlier life of ours with a clock ahead of ours), count on from
-		// there so that our heartbeats and our data win.
+		// earlier life of ours with a clock ahead of ours, or a forgery),
+		// count on from there so that our heartbeats and our data win.
+		// Our own heartbeat and version echoed back are the common case
+		// and change nothing: bumping the version then would send our
+		// data again to everyone after every exchange.
 		self := t.self
-		if u.Heartbeat >= self.heartbeat || u.Version >= self.version {
+		if u.Heartbeat > self.heartbeat || u.Version > self.version {
 			self.heartbeat = max(self.heartbeat, u.Heartbeat) + 1
-			if u.Version >= self.version {
+			if u.Version > self.version {
 				self.version = self.heartbeat
 			}
 		}

@@ -540,14 +540,11 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error { return c.dec.D
 func (c *clientCodec) ReadResponseBody(body any) error          { return c.dec.Decode(body) }
 func (c *clientCodec) Close() error                             { return c.conn.Close() }
 
-// maxDialsInFlight bounds the connections a member is setting up at once. A
-// call that would dial beyond it fails at once instead: when peers are slow to
-// accept (a member starved of CPU, or out of file descriptors), waiting dials
-// each hold a descriptor and a goroutine until Trpc, and pile up.
+// maxDialsInFlight bounds the connections a member is setting up at once;
+// further calls that must dial wait for their turn, within their deadline.
+// When peers are slow to accept (a host starved of CPU or out of file
+// descriptors), each dial under way holds a descriptor until Trpc.
 const maxDialsInFlight = 2
-
-// errTooManyDials is why a call failed without dialling.
-var errTooManyDials = errors.New("too many connections being set up")
 
 // clientPool keeps one net/rpc client per peer, reused across rounds. It
 // holds at most Config.MaxOutboundConns; to make room for a new one it closes
@@ -632,8 +629,8 @@ func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *poole
 	p.mu.Unlock()
 	select {
 	case p.dials <- struct{}{}:
-	default:
-		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, errTooManyDials)
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("gossip: dial %s: waiting for another dial: %w", addr, ctx.Err())
 	}
 	conn, err := p.transport.Dial(ctx, addr)
 	<-p.dials
