@@ -130,7 +130,7 @@ type simPoint struct {
 }
 
 // summarizeSim returns the medians of each source, loss and n, ordered by
-// source, loss and n.
+// loss, n and source.
 func summarizeSim(rs []simResult) []simPoint {
 	type key struct {
 		source string
@@ -148,13 +148,13 @@ func summarizeSim(rs []simResult) []simPoint {
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		a, b := keys[i], keys[j]
-		if a.source != b.source {
-			return a.source < b.source
-		}
 		if a.loss != b.loss {
 			return a.loss < b.loss
 		}
-		return a.n < b.n
+		if a.n != b.n {
+			return a.n < b.n
+		}
+		return a.source < b.source
 	})
 	med := func(g []simResult, f func(simResult) float64) float64 {
 		s := make([]sample, len(g))
@@ -229,7 +229,7 @@ func simPanels(at []simPoint, loss float64) (spread, detect *plot.Plot, err erro
 	spread = newSimPanel(fmt.Sprintf("spread of a data change, loss %g%%", loss*100))
 	detect = newSimPanel(fmt.Sprintf("detection of a crash, loss %g%%", loss*100))
 	formula := func(p *plot.Plot, label string, dashes []vg.Length, f func(simPoint) float64) error {
-		return addSeries(p, label, formulaPoints(at, f), colFormula, nil, dashes)
+		return addSeries(p, label, formulaPoints(at, f), colFormula, nil, 0, dashes)
 	}
 	if err := formula(spread, "S(n)", nil, func(p simPoint) float64 { return p.Predicted }); err != nil {
 		return nil, nil, err
@@ -241,10 +241,11 @@ func simPanels(at []simPoint, loss float64) (spread, detect *plot.Plot, err erro
 		return nil, nil, err
 	}
 	for _, src := range []string{srcModel, srcCode} {
-		// The model's medians as dots on a line, the code's as rings.
-		glyph, dashes := draw.GlyphDrawer(draw.RingGlyph{}), []vg.Length(nil)
+		// The model's medians as dots on a line, the code's as rings
+		// wide enough to show around the model's dot where they agree.
+		glyph, radius, dashes := draw.GlyphDrawer(draw.RingGlyph{}), vg.Points(6), []vg.Length(nil)
 		if src == srcModel {
-			glyph, dashes = draw.CircleGlyph{}, []vg.Length{}
+			glyph, radius, dashes = draw.CircleGlyph{}, vg.Points(3), []vg.Length{}
 		}
 		for _, s := range []struct {
 			p     *plot.Plot
@@ -256,7 +257,7 @@ func simPanels(at []simPoint, loss float64) (spread, detect *plot.Plot, err erro
 			{detect, "first", colFirst, func(p simPoint) float64 { return p.DetectFirst }},
 			{detect, "last", colLast, func(p simPoint) float64 { return p.DetectLast }},
 		} {
-			if err := addSeries(s.p, s.label+" ("+src+")", sourcePoints(at, src, s.f), s.c, glyph, dashes); err != nil {
+			if err := addSeries(s.p, s.label+" ("+src+")", sourcePoints(at, src, s.f), s.c, glyph, radius, dashes); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -307,10 +308,10 @@ func sourcePoints(at []simPoint, src string, f func(simPoint) float64) plotter.X
 	return pts
 }
 
-// addSeries adds pts to p in colour c, as glyphs if glyph is set and as a
-// line if dashes is non-nil (an empty dashes is a solid line), with label
-// in the legend.
-func addSeries(p *plot.Plot, label string, pts plotter.XYs, c color.Color, glyph draw.GlyphDrawer, dashes []vg.Length) error {
+// addSeries adds pts to p in colour c, as glyphs of radius r if glyph is
+// set and as a line if dashes is non-nil (an empty dashes is a solid line),
+// with label in the legend.
+func addSeries(p *plot.Plot, label string, pts plotter.XYs, c color.Color, glyph draw.GlyphDrawer, r vg.Length, dashes []vg.Length) error {
 	if len(pts) == 0 {
 		return nil
 	}
@@ -329,7 +330,7 @@ func addSeries(p *plot.Plot, label string, pts plotter.XYs, c color.Color, glyph
 		if err != nil {
 			return err
 		}
-		sc.Color, sc.Shape, sc.Radius = c, glyph, vg.Points(3)
+		sc.Color, sc.Shape, sc.Radius = c, glyph, r
 		p.Add(sc)
 		thumbs = append(thumbs, sc)
 	}
