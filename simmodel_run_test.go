@@ -55,7 +55,7 @@ func runModel(c modelRun) SimResult {
 		r.FalseReports += len(round())
 		all := true
 		for i := 1; i < c.n && all; i++ {
-			all = m.state[i*c.n] == modelAlive && m.ver[i*c.n] >= version
+			all = m.ver[i*c.n] >= version // member i's entry of member 0
 		}
 		if all || r.SpreadRounds > 50*r.PredictedSpread {
 			break
