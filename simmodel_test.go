@@ -71,7 +71,7 @@ type simModel struct {
 	want []int32       // scratch: the members whose data a callee asked for
 }
 
-// modelReport is member by declaring member of dead.
+// modelReport is a failure report: member by declared member of dead.
 type modelReport struct{ by, of int32 }
 
 // newSimModel returns n converged members: each knows every other alive, at
