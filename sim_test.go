@@ -29,12 +29,16 @@ var (
 	simOut    = flag.String("sim.out", "", "write the results as JSON to this file")
 	simSteady = flag.Int("sim.steady", 0, "rounds of steady gossip, counting false reports, before the crash")
 	simEps    = flag.Float64("sim.target", 0, "Config.FalseReportTarget of the simulated members (0: Nfailures)")
+	simWarmup = flag.Int("sim.warmup", 0, "rounds of gossip before the measurements, so that the members' connection pools are full")
 )
 
-// SimResult is one simulated run, as written to -sim.out.
+// SimResult is one simulated run, as written to -sim.out and -model.out.
 type SimResult struct {
-	N    int     `json:"n"`
-	Loss float64 `json:"loss"`
+	// Source is "code" for a run of the library's table code (runSim),
+	// "model" for one of the compact model (runModel).
+	Source string  `json:"source,omitempty"`
+	N      int     `json:"n"`
+	Loss   float64 `json:"loss"`
 	// SpreadRounds is the rounds until every member had a data change of
 	// one member; PredictedSpread is S(n).
 	SpreadRounds    int `json:"spread_rounds"`
@@ -52,6 +56,28 @@ type SimResult struct {
 	FalseReports   int     `json:"false_reports"`
 	SteadyRounds   int     `json:"steady_rounds"`
 	PredictedFalse float64 `json:"predicted_false"`
+	// SteadyFalse counts the false reports of the steady rounds alone;
+	// Rounds is the rounds of the whole run, WarmupRounds included, and
+	// PredictedFalseRun the bound over them, reckoned as PredictedFalse.
+	SteadyFalse       int     `json:"steady_false_reports"`
+	WarmupRounds      int     `json:"warmup_rounds"`
+	Rounds            int     `json:"rounds"`
+	PredictedFalseRun float64 `json:"predicted_false_run"`
+	// Seconds is the wall time the run took.
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// falseReportBound is the bound of failure.go on false reports over rounds
+// lockstep rounds of n members with failure time failureRounds: the failure
+// times they span times the probability, at most 1, of any false report in
+// one, n(n-1) q(n, loss)^(failureRounds - S(n)).
+func falseReportBound(n int, loss float64, failureRounds, rounds int) float64 {
+	if loss <= 0 || n < 2 || failureRounds <= 0 {
+		return 0
+	}
+	miss := failureRounds - spreadRounds(n)
+	bound := float64(n*(n-1)) * math.Pow(missProbability(n, loss), float64(miss))
+	return float64(rounds) / float64(failureRounds) * math.Min(1, bound)
 }
 
 // simCluster is n members sharing a fake clock.
@@ -63,6 +89,7 @@ type simCluster struct {
 	loss  float64
 	down  map[int]bool
 	idx   map[string]int // member index by address
+	addrs []string       // member address by index
 }
 
 // simPool models the peers a member holds connections to (clientPool): the
@@ -107,6 +134,7 @@ func newSimCluster(t *testing.T, n int, loss float64, seed uint64) *simCluster {
 		c.ms = append(c.ms, g)
 		c.pools = append(c.pools, &simPool[string]{capacity: g.cfg.MaxOutboundConns})
 		c.idx[simAddr(i)] = i
+		c.addrs = append(c.addrs, simAddr(i))
 	}
 	// Start converged: everyone knows everyone.
 	for _, g := range c.ms {
@@ -141,10 +169,10 @@ func (c *simCluster) round() (died map[int][]string) {
 				}
 			}
 		}
-		peers := g.table.livePeers()
+		hasPeers := g.table.liveCount() > 1
 		var req []byte
 		var partner string
-		if len(peers) > 0 {
+		if hasPeers {
 			req = g.table.digest()
 			var held []string
 			for _, a := range c.pools[i].order {
@@ -152,10 +180,10 @@ func (c *simCluster) round() (died map[int][]string) {
 					held = append(held, a)
 				}
 			}
-			partner = choosePartner(g.rng, held, g.cfg.MaxOutboundConns, func() string { return peers[g.rng.IntN(len(peers))] })
+			partner = choosePartner(g.rng, held, g.cfg.MaxOutboundConns, func() string { return c.anyPeer(i) })
 		}
 		g.mu.Unlock()
-		if len(peers) == 0 {
+		if !hasPeers {
 			continue
 		}
 		j := c.index(partner)
@@ -188,12 +216,45 @@ func (c *simCluster) round() (died map[int][]string) {
 
 func (c *simCluster) index(addr string) int { return c.idx[addr] }
 
+// anyPeer picks uniformly a peer that member i sees alive, as tick's pick
+// among livePeers does. It draws a member index rather than a place in
+// livePeers, whose order is the table's map order: so runs with the same
+// seed are the same.
+func (c *simCluster) anyPeer(i int) string {
+	g := c.ms[i]
+	for {
+		k := g.rng.IntN(len(c.ms) - 1)
+		if k >= i {
+			k++
+		}
+		if e := g.table.members[c.addrs[k]]; e != nil && e.alive {
+			return c.addrs[k]
+		}
+	}
+}
+
 // runSim measures, on a converged cluster of n, the spread of a data change
-// and the detection of a crash.
+// and the detection of a crash, after -sim.warmup rounds.
 func runSim(t *testing.T, n int, loss float64, seed uint64) SimResult {
+	return runSimWarm(t, n, loss, seed, *simWarmup)
+}
+
+// runSimWarm is runSim after warmup rounds of gossip.
+func runSimWarm(t *testing.T, n int, loss float64, seed uint64, warmup int) SimResult {
 	c := newSimCluster(t, n, loss, seed)
-	r := SimResult{N: n, Loss: loss, PredictedSpread: spreadRounds(n)}
+	r := SimResult{Source: "code", N: n, Loss: loss, PredictedSpread: spreadRounds(n), WarmupRounds: warmup}
 	r.FailureRounds = int(c.ms[1].FailureTime() / time.Second)
+	round := func() map[int][]string {
+		r.Rounds++
+		return c.round()
+	}
+
+	// Warm-up: the connection pools fill; every report is false.
+	for i := 0; i < warmup; i++ {
+		for _, d := range round() {
+			r.FalseReports += len(d)
+		}
+	}
 
 	// Spread: member 0 changes its data.
 	require.NoError(t, c.ms[0].UpdateData("changed"))
@@ -201,7 +262,7 @@ func runSim(t *testing.T, n int, loss float64, seed uint64) SimResult {
 	version := c.ms[0].table.self.version
 	c.ms[0].mu.Unlock()
 	for r.SpreadRounds = 1; ; r.SpreadRounds++ {
-		died := c.round()
+		died := round()
 		for _, d := range died {
 			r.FalseReports += len(d)
 		}
@@ -219,22 +280,19 @@ func runSim(t *testing.T, n int, loss float64, seed uint64) SimResult {
 
 	// Steady gossip: every report is false.
 	for i := 0; i < *simSteady; i++ {
-		for _, d := range c.round() {
-			r.FalseReports += len(d)
+		for _, d := range round() {
+			r.SteadyFalse += len(d)
 		}
 	}
+	r.FalseReports += r.SteadyFalse
 	r.SteadyRounds = *simSteady
-	if loss > 0 {
-		miss := r.FailureRounds - spreadRounds(n)
-		bound := float64(n*(n-1)) * math.Pow(missProbability(n, loss), float64(miss))
-		r.PredictedFalse = float64(r.SteadyRounds) / float64(r.FailureRounds) * math.Min(1, bound)
-	}
+	r.PredictedFalse = falseReportBound(n, loss, r.FailureRounds, r.SteadyRounds)
 
 	// Detection: member 0 crashes.
 	c.down[0] = true
 	dead := map[int]bool{}
 	for rounds := 1; len(dead) < n-1 && rounds < 10*r.FailureRounds; rounds++ {
-		for i, ds := range c.round() {
+		for i, ds := range round() {
 			for _, a := range ds {
 				if a != simAddr(0) {
 					r.FalseReports++
@@ -248,6 +306,7 @@ func runSim(t *testing.T, n int, loss float64, seed uint64) SimResult {
 			}
 		}
 	}
+	r.PredictedFalseRun = falseReportBound(n, loss, r.FailureRounds, r.Rounds)
 	return r
 }
 
@@ -255,27 +314,44 @@ func TestSimulation(t *testing.T) {
 	if *simN == "" {
 		t.Skip("set -sim.n to run the simulation")
 	}
+	results := simGrid(t, *simN, *simLoss, *simRuns, func(n int, loss float64, run int) SimResult {
+		return runSim(t, n, loss, uint64(run+1))
+	})
+	writeSimResults(t, *simOut, results)
+}
+
+// simGrid runs one simulation for each size of the comma-separated list ns,
+// each loss rate of losses and each of runs runs, timing and logging each.
+func simGrid(t *testing.T, ns, losses string, runs int, sim func(n int, loss float64, run int) SimResult) []SimResult {
 	var results []SimResult
-	for _, ns := range strings.Split(*simN, ",") {
-		n, err := strconv.Atoi(ns)
+	for _, nf := range strings.Split(ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(nf))
 		require.NoError(t, err)
-		for _, ls := range strings.Split(*simLoss, ",") {
-			loss, err := strconv.ParseFloat(ls, 64)
+		for _, lf := range strings.Split(losses, ",") {
+			loss, err := strconv.ParseFloat(strings.TrimSpace(lf), 64)
 			require.NoError(t, err)
-			for run := 0; run < *simRuns; run++ {
+			for run := 0; run < runs; run++ {
 				start := time.Now()
-				r := runSim(t, n, loss, uint64(run+1))
-				t.Logf("n=%d loss=%.2f spread=%d (S(n)=%d) detect first=%d last=%d (FailureTime %d rounds) false=%d in %d steady rounds (bound %.2g) [%v]",
-					r.N, r.Loss, r.SpreadRounds, r.PredictedSpread, r.DetectFirst, r.DetectLast, r.FailureRounds, r.FalseReports, r.SteadyRounds, r.PredictedFalse, time.Since(start).Round(time.Millisecond))
+				r := sim(n, loss, run)
+				r.Seconds = time.Since(start).Seconds()
+				t.Logf("%s n=%d loss=%.2f spread=%d (S(n)=%d) detect first=%d last=%d (FailureTime %d rounds) false=%d (%d in %d steady rounds, bound %.2g; %d rounds, bound %.2g) [%.1fs]",
+					r.Source, r.N, r.Loss, r.SpreadRounds, r.PredictedSpread, r.DetectFirst, r.DetectLast, r.FailureRounds,
+					r.FalseReports, r.SteadyFalse, r.SteadyRounds, r.PredictedFalse, r.Rounds, r.PredictedFalseRun, r.Seconds)
 				results = append(results, r)
 			}
 		}
 	}
-	if *simOut != "" {
-		b, err := json.MarshalIndent(results, "", "  ")
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(*simOut, b, 0o644))
+	return results
+}
+
+// writeSimResults writes results as JSON to path, if path is set.
+func writeSimResults(t *testing.T, path string, results []SimResult) {
+	if path == "" {
+		return
 	}
+	b, err := json.MarshalIndent(results, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 }
 
 // TestSimulationSmall keeps the simulation itself tested in the default run.

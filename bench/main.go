@@ -39,6 +39,11 @@
 // are recorded in the -json Options. memberlist always runs with
 // DefaultLANConfig.
 //
+// With -sim, the command runs nothing (unless -from is given too): it draws
+// the root module's simulated runs (the JSON of -sim.out and -model.out)
+// against n, next to the failure-time formula, into -sim-plot, and prints
+// their medians; see simplot.go.
+//
 // What is counted and lost: a message is a UDP packet, or on a TCP stream
 // one run of writes not interrupted by data read back, that is one request
 // or one response. Bytes are payload written to sockets, headers excluded.
@@ -87,6 +92,8 @@ type config struct {
 	markdown   bool
 	cpuProfile string
 	from       []string
+	sim        []string // simulation results to plot (-sim)
+	simPlot    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -109,6 +116,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.markdown, "md", false, "print the table in markdown")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	from := fs.String("from", "", "run nothing: report the samples of earlier -json `files` (comma-separated) together")
+	sim := fs.String("sim", "", "run nothing: draw the simulation JSON `files` (comma-separated) of the root module's -sim.out or -model.out into -sim-plot, and print their medians")
+	fs.StringVar(&c.simPlot, "sim-plot", "simulation.png", "the PNG `file` -sim draws")
 	quick := fs.Bool("quick", false, "smoke run: n=4, one run, short windows (explicit flags still apply)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -140,6 +149,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.from = splitList(*from)
+	c.sim = splitList(*sim)
 	c.libs = splitList(*libs)
 	for _, l := range c.libs {
 		if l != libOurs && l != libMemberlist {
@@ -208,6 +218,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "bench:", err)
 		}
 		return 2
+	}
+	if len(cfg.sim) > 0 {
+		if err := plotSim(cfg.sim, cfg.simPlot, stdout, cfg.markdown); err != nil {
+			fmt.Fprintln(stderr, "bench: -sim:", err)
+			return 1
+		}
+		if len(cfg.from) == 0 {
+			return 0
+		}
 	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)

@@ -6,7 +6,6 @@ import (
 	"image/color"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +14,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // stat is the median of one metric over the runs of one library and n.
@@ -247,22 +245,5 @@ func writePlot(path string, rows []row) error {
 		}
 		panels = append(panels, p)
 	}
-	const w, h = 30 * vg.Centimeter, 10 * vg.Centimeter
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Centimeter, PadY: vg.Millimeter * 5,
-		PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3, PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3}
-	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
-	for i, p := range panels {
-		p.Draw(canvases[0][i])
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return savePanels(path, [][]*plot.Plot{panels}, 30*vg.Centimeter, 10*vg.Centimeter)
 }

@@ -1,0 +1,7 @@
+//go:build race
+
+package gossip
+
+// raceEnabled reports whether the tests run with the race detector, which
+// slows the simulations about fivefold.
+const raceEnabled = true
