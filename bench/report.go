@@ -164,12 +164,18 @@ func writeTable(w io.Writer, rows []row, markdown bool) error {
 	for _, r := range rows {
 		lines = append(lines, []string{metricLabel(r.Metric), fmt.Sprint(r.N), formatStat(r.Ours), formatStat(r.Memberlist), formatRatio(r.Ratio)})
 	}
+	return writeLines(w, lines, markdown)
+}
+
+// writeLines prints lines, the first a header, aligned in columns or as a
+// markdown table whose first column is aligned left and the others right.
+func writeLines(w io.Writer, lines [][]string, markdown bool) error {
 	if markdown {
 		var b strings.Builder
 		for i, l := range lines {
 			b.WriteString("| " + strings.Join(l, " | ") + " |\n")
 			if i == 0 {
-				b.WriteString("|---|--:|--:|--:|--:|\n")
+				b.WriteString("|---|" + strings.Repeat("--:|", len(l)-1) + "\n")
 			}
 		}
 		_, err := io.WriteString(w, b.String())

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
-	"text/tabwriter"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -48,22 +46,7 @@ func writeSimTable(w io.Writer, points []simPoint, markdown bool) error {
 			fmt.Sprint(p.Failure), fmt.Sprint(p.Failure + p.Predicted), fmt.Sprintf("%d / %d", p.FalseReports, p.Rounds),
 			formatNumber(p.Seconds)})
 	}
-	if markdown {
-		var b strings.Builder
-		for i, l := range lines {
-			b.WriteString("| " + strings.Join(l, " | ") + " |\n")
-			if i == 0 {
-				b.WriteString("|---|" + strings.Repeat("--:|", len(l)-1) + "\n")
-			}
-		}
-		_, err := io.WriteString(w, b.String())
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, l := range lines {
-		fmt.Fprintln(tw, strings.Join(l, "\t"))
-	}
-	return tw.Flush()
+	return writeLines(w, lines, markdown)
 }
 
 // simResult is one simulated run, as the root module's SimResult writes it.
