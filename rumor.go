@@ -11,8 +11,8 @@ import (
 //
 // On top of the periodic exchange (anti-entropy), a member that learns of a
 // new member, a member back from the dead, a member that left (see leave.go)
-// or new data sends just those entries at once to rumorFanout random peers,
-// and once more at the next spread to rumorFanout others. Each member that
+// or new data sends just those entries at once to rumorFanout peers (see
+// rumorPeersLocked), and once more at the next spread. Each member that
 // learns something from them does the same, so a change reaches most members
 // in a few round trips rather than in log(n) rounds, and the periodic
 // exchange brings it to any it missed. A rumor message holds only the changed
