@@ -65,6 +65,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,7 +159,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.scenarios = splitList(*scenarios)
 	for _, s := range c.scenarios {
-		if !contains(allScenarios, s) {
+		if !slices.Contains(allScenarios, s) {
 			return c, fmt.Errorf("-scenarios: unknown scenario %q", s)
 		}
 	}
@@ -202,15 +203,6 @@ func splitList(s string) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
@@ -242,7 +234,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	started := time.Now()
-	if cfg.runs > 0 && len(cfg.from) == 0 && contains(cfg.libs, libOurs) {
+	if cfg.runs > 0 && len(cfg.from) == 0 && slices.Contains(cfg.libs, libOurs) {
 		fmt.Fprintf(stderr, "ours: %s\n", describeOurs(cfg.opts))
 	}
 	baseline := runtime.NumGoroutine()

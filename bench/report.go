@@ -209,17 +209,24 @@ func writeJSON(w io.Writer, r results) error {
 // The metrics plotted against n, one panel each.
 var plotted = []string{"converge", "detect last", "data last"}
 
+// newLogPanel returns an empty panel with the number of members on a log
+// scale.
+func newLogPanel(title, yLabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "members"
+	p.Y.Label.Text = yLabel
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	return p
+}
+
 // writePlot draws the time metrics against n for both libraries, a panel
 // per metric, as a PNG.
 func writePlot(path string, rows []row) error {
 	var panels []*plot.Plot
 	for _, metric := range plotted {
-		p := plot.New()
-		p.Title.Text = metric
-		p.X.Label.Text = "members"
-		p.Y.Label.Text = "seconds"
-		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p := newLogPanel(metric, "seconds")
 		p.Legend.Top = true
 		p.Legend.Left = true
 		for k, lib := range []string{libOurs, libMemberlist} {

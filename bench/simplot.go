@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	"os"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/plot"
@@ -182,7 +183,7 @@ func writeSimPlot(path string, rs []simResult) error {
 	points := summarizeSim(rs)
 	var losses []float64
 	for _, p := range points {
-		if !containsFloat(losses, p.Loss) {
+		if !slices.Contains(losses, p.Loss) {
 			losses = append(losses, p.Loss)
 		}
 	}
@@ -250,12 +251,7 @@ func simPanels(at []simPoint, loss float64) (spread, detect *plot.Plot, err erro
 
 // newSimPanel returns an empty panel with n on a log scale and rounds from 0.
 func newSimPanel(title string) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "members"
-	p.Y.Label.Text = "rounds (median)"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p := newLogPanel(title, "rounds (median)")
 	p.Y.Min = 0
 	p.Legend.Top = false // bottom right: the curves rise to the right from well above 0
 	p.Legend.Left = false
@@ -319,15 +315,6 @@ func addSeries(p *plot.Plot, label string, pts plotter.XYs, c color.Color, glyph
 	}
 	p.Legend.Add(label, thumbs...)
 	return nil
-}
-
-func containsFloat(list []float64, x float64) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // savePanels draws a grid of panels, rows by columns, into a PNG of width
