@@ -118,36 +118,6 @@ func unregisteredName(err error) string {
 	return name
 }
 
-// setData sets the entry's encoded data.
-func (e *entry) setData(b []byte) {
-	e.data = b
-	e.decoded, e.mutable, e.shared = false, false, nil
-}
-
-// value returns the entry's data for GetMembers, or ok false if the caller
-// must decode e.data itself. Data that decodes to an immutable value (nil, a
-// string, a bool or a number) is decoded once, on first use, and shared by
-// every caller; other values are decoded afresh for each caller, who may then
-// modify them. Decoding on use spares a member that never reads the data
-// the cost of decoding every member's.
-func (e *entry) value() (v any, ok bool) {
-	switch {
-	case e.decoded:
-		return e.shared, true
-	case e.mutable:
-		return nil, false
-	}
-	v = decodeData(e.data)
-	switch v.(type) {
-	case nil, string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
-		float32, float64, complex64, complex128:
-		e.shared, e.decoded = v, true
-	default:
-		e.mutable = true // v is the first caller's alone
-	}
-	return v, true
-}
-
 // SetData changes this member's application data, which every member then
 // sees through GetMembers. The value is copied (encoded) before SetData
 // returns. If it cannot be encoded or is too large, SetData logs the error and
@@ -159,31 +129,33 @@ func (g *Gossip) SetData(data interface{}) {
 }
 
 // UpdateData is SetData returning an error: ErrDataTooLarge (wrapped) if the
-// encoded value exceeds Config.MaxDataSize, or gob's error if it cannot be
-// encoded. The old data is kept on error.
+// encoded value exceeds Config.MaxDataSize, gob's error if it cannot be
+// encoded, or ErrClosed after Close. The old data is kept on error.
 func (g *Gossip) UpdateData(data interface{}) error {
 	b, err := encodeData(data, g.cfg.MaxDataSize)
 	if err != nil {
 		return err
 	}
 	g.mu.Lock()
-	self := g.table.self
-	if self == nil {
+	switch {
+	case g.initErr != nil:
 		g.mu.Unlock()
 		return g.initErr
+	case g.state == stateClosed:
+		g.mu.Unlock()
+		return ErrClosed
+	case g.proto == nil:
+		changed := !bytes.Equal(g.data, b)
+		g.data = b
+		g.mu.Unlock()
+		if changed {
+			g.notify()
+		}
+		return nil
 	}
-	changed := !bytes.Equal(self.data, b)
-	self.setData(b)
-	// Count the heartbeat up and version the data with it, so that every
-	// member takes the new data.
-	self.heartbeat++
-	self.version = self.heartbeat
-	if changed && self.addr != "" {
-		g.rumorLocked(self.addr)
-	}
+	out := g.proto.SetData(b, g.clock.Now())
+	g.queueEvents(out)
 	g.mu.Unlock()
-	if changed {
-		g.changed()
-	}
+	g.apply(out)
 	return nil
 }

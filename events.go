@@ -6,12 +6,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gossipfd/gossip/internal/protocol"
 )
 
 // Typed events.
 //
-// C says that something changed; Events says what. Events are made where the
-// table changes, under the member's lock: a merge adds a member (joined),
+// C says that something changed; Events says what. The protocol's state
+// machine makes events where the table changes (internal/protocol's
+// Output.Events), and the member queues them under its lock, in order: a
+// merge adds a member (joined),
 // changes its data (updated) or brings it back (rejoined), a sweep declares
 // it dead (failed), a leave removes it (left). They go into a bounded queue,
 // and a goroutine of the member hands them to the application in order.
@@ -28,24 +32,24 @@ const DefaultEventBuffer = 1024
 // EventType says what happened to a member.
 type EventType int
 
-// The event types.
+// The event types. The first five are the protocol's own.
 const (
 	// EventJoined: a member was seen for the first time (or again after
 	// it was forgotten).
-	EventJoined EventType = iota + 1
+	EventJoined = EventType(protocol.Joined)
 	// EventUpdated: a live member's data changed.
-	EventUpdated
+	EventUpdated = EventType(protocol.Updated)
 	// EventFailed: a member's heartbeat stopped for FailureTime; it was
 	// declared dead.
-	EventFailed
-	// EventLeft: a member left the cluster on purpose (Leave).
-	EventLeft
+	EventFailed = EventType(protocol.Failed)
+	// EventLeft: a member left the cluster on purpose (Shutdown).
+	EventLeft = EventType(protocol.Left)
 	// EventRejoined: a member that had failed or left came back, usually
 	// restarted.
-	EventRejoined
+	EventRejoined = EventType(protocol.Rejoined)
 	// EventResync: events were dropped because the application did not
 	// keep up; Event.Missed says how many. Read GetMembers afresh.
-	EventResync
+	EventResync = EventRejoined + 1
 )
 
 var eventNames = [...]string{"", "joined", "updated", "failed", "left", "rejoined", "resync"}
@@ -99,11 +103,6 @@ func (g *Gossip) Events() <-chan Event {
 // Overruns returns how many events were dropped because the application
 // did not read Events fast enough.
 func (g *Gossip) Overruns() uint64 { return g.events.overruns.Load() }
-
-// emitLocked queues an event about e seen at now. g.mu must be held.
-func (g *Gossip) emitLocked(typ EventType, e *entry, now time.Time) {
-	g.events.push(pendingEvent{typ: typ, addr: e.addr, heartbeat: e.heartbeat, data: e.data, at: now})
-}
 
 // pendingEvent is an event in the queue, its data not yet decoded.
 type pendingEvent struct {

@@ -1,9 +1,9 @@
 package gossip
 
 import (
-	"math"
-	"math/bits"
 	"time"
+
+	"github.com/gossipfd/gossip/internal/protocol"
 )
 
 // The failure rules, and why.
@@ -12,7 +12,8 @@ import (
 //
 // Each round a member opens one exchange with one live peer: chosen
 // uniformly at random in a small cluster, and in a large one mostly among
-// the few peers it holds connections to (see choosePartner in gossip.go). It sends its table (push); the peer merges it and answers with
+// the few peers it holds connections to (see ChoosePartner in
+// internal/protocol). It sends its table (push); the peer merges it and answers with
 // the entries it holds newer (pull). One RPC carries information both ways,
 // so push-pull costs one message pair per member per round, like push alone,
 // but spreads much faster: push alone needs log2(n) + ln(n) rounds to reach
@@ -26,7 +27,7 @@ import (
 //
 // Changes do not wait for the next round: a member that learns of a new
 // member, a returning one or new data sends just those entries, at once, to
-// rumorFanout peers, which do the same (see rumor.go). Failure detection
+// rumorFanout peers, which do the same (internal/protocol's rumor.go). Failure detection
 // rests on the periodic exchange alone; rumors only speed up joins and data.
 //
 // # Spread time S(n)
@@ -96,26 +97,12 @@ import (
 // microseconds, comes back at once. Forgetting bounds memory as members come
 // and go.
 
-// spreadRounds is S(n), the rounds a heartbeat needs to reach n members.
-func spreadRounds(n int) int {
-	if n <= 1 {
-		return 1
-	}
-	return bits.Len(uint(n-1)) + 1 // ceil(log2 n) + 1
-}
-
-// failureTime is Nfailures × S(n) × interval.
-func failureTime(n int, interval time.Duration, nfailures int) time.Duration {
-	return time.Duration(nfailures*spreadRounds(n)) * interval
-}
-
-// cleanupTime is how long a dead member is remembered.
-func cleanupTime(tfail time.Duration) time.Duration { return 2 * tfail }
-
 // FailureTime returns how long a member's heartbeat may stay unchanged
 // before it is considered dead: Nfailures × S(n) × Tgossip, where n is the
 // number of live members this one sees (itself included) and S(n) =
 // ceil(log2 n) + 1 rounds is the time a heartbeat takes to reach them all.
+// With Config.FalseReportTarget set, it is the target's failure time instead
+// (see above).
 func (g *Gossip) FailureTime() time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -123,52 +110,20 @@ func (g *Gossip) FailureTime() time.Duration {
 }
 
 func (g *Gossip) failureTimeLocked() time.Duration {
-	n := g.table.liveCount()
+	if g.proto != nil {
+		return g.proto.FailureTime()
+	}
+	// Not started: this member alone.
 	if g.cfg.FalseReportTarget > 0 {
-		return time.Duration(targetRounds(n, g.cfg.ExpectedLoss, g.cfg.FalseReportTarget)) * g.cfg.GossipInterval
+		return time.Duration(protocol.TargetRounds(1, g.cfg.ExpectedLoss, g.cfg.FalseReportTarget)) * g.Tgossip
 	}
-	return failureTime(n, g.cfg.GossipInterval, g.cfg.Nfailures)
-}
-
-// missProbability is q(n, p): the probability that a member misses a
-// heartbeat that all others have for one more round (see above).
-func missProbability(n int, loss float64) float64 {
-	ok := 1 - math.Min(loss, 1)
-	return (1 - ok*ok) * math.Pow(1-ok/float64(n-1), float64(n-1))
-}
-
-// targetRounds is the failure time, in rounds, that Config.FalseReportTarget
-// asks for: S(n) rounds for a heartbeat to spread, then the fewest further
-// rounds K with n(n-1) q(n, p)^K at most target.
-func targetRounds(n int, loss, target float64) int {
-	s := spreadRounds(n)
-	if n < 2 || loss <= 0 {
-		return s + 1
-	}
-	q := missProbability(n, loss)
-	k := math.Ceil(math.Log(target/(float64(n)*float64(n-1))) / math.Log(q))
-	return s + max(1, int(k))
-}
-
-// reviveMargin is how far past our record a dead member's heartbeat must be
-// for us to believe it alive again: more heartbeats than it can make in a
-// cleanup time, which is longer than it can have lived after we last saw
-// its heartbeat rise before declaring it dead.
-func (g *Gossip) reviveMargin() int64 {
-	tfail := g.failureTimeLocked()
-	return int64(cleanupTime(tfail) / g.cfg.GossipInterval)
+	return protocol.FailureTime(1, g.Tgossip, g.cfg.Nfailures)
 }
 
 // FalseReportProbability bounds the probability that, in one failure time,
 // any member of a cluster of n live members wrongly reports any other as
 // dead, when each message is lost independently with probability loss and
-// members must miss nfailures spread times. See the derivation in failure.go
-// and the README.
+// members must miss nfailures spread times. See the derivation above.
 func FalseReportProbability(n int, loss float64, nfailures int) float64 {
-	if n < 2 || loss <= 0 {
-		return 0
-	}
-	q := missProbability(n, loss)
-	perPair := math.Pow(q, float64((nfailures-1)*spreadRounds(n)))
-	return math.Min(1, float64(n)*float64(n-1)*perPair)
+	return protocol.FalseReportProbability(n, loss, nfailures)
 }

@@ -12,29 +12,53 @@
 //
 // # Usage
 //
+// NewWithConfig and Start return errors; Shutdown leaves the cluster, so that
+// the others drop the member at once, and closes it; C is closed then, which
+// ends the loop:
+//
 //	g, err := gossip.NewWithConfig(gossip.Config{
 //		Addr:  "10.0.0.1:7000",
 //		Seeds: []string{"10.0.0.2:7000"},
 //		Data:  "http://10.0.0.1:8080",
 //	})
-//	if err != nil { ... }
-//	if err := g.Start(); err != nil { ... } // binds the address, joins in the background
-//	defer g.Shutdown(ctx)                   // leaves, so the others drop it at once, and closes
-//	for range g.C {                         // signalled on every change
+//	if err != nil {
+//		return err
+//	}
+//	if err := g.Start(); err != nil { // binds the address, joins in the background
+//		return err
+//	}
+//	go func() {
+//		<-ctx.Done()
+//		g.Shutdown(context.Background()) // leave, then close: C is closed
+//	}()
+//	for range g.C { // signalled on every change
 //		for _, m := range g.GetMembers() {
 //			fmt.Println(m.Addr, m.Data)
 //		}
 //	}
 //
+// The original package's form works too, for code written against it: New
+// never fails, Run blocks until Close and logs the error it cannot return,
+// SetData logs where UpdateData returns, and Close closes without leaving.
+// These are the only pairs: New or NewWithConfig; Run or Start; Close or
+// Shutdown; SetData or UpdateData.
+//
 // Events tells what changed (a member joined, changed its data, failed, left
 // or came back) where C only tells that something did, and Stats returns the
 // member's counters, also served to any net/rpc client as Gossip.Stats.
-// The original package's form, New followed by Run, works too: New never fails
-// and Run logs the error it cannot return. Data of types other than Go's basic
-// ones must be registered with gob.Register in every process that decodes it.
+// Data of types other than Go's basic ones must be registered with
+// gob.Register in every process that decodes it.
 //
-// Members talk net/rpc with gob over TCP; see rpc.go and the README for the wire
-// format. Any Go program can read a live member with a plain net/rpc client:
+// # Structure
+//
+// The protocol's state and rules live in internal/protocol, a state machine
+// with no I/O: it takes the time, requests and answers as inputs and gives
+// back what to send, events and log records. This package is its shell: it
+// listens (server.go), serves net/rpc (rpc.go, codec.go), dials and keeps
+// connections (pool.go), carries out what the state machine asks
+// (exchange.go), times rounds and spreads (this file, rumor.go), and
+// delivers events (events.go) and C. Any Go program can read a live member
+// with a plain net/rpc client:
 //
 //	c, _ := rpc.Dial("tcp", "10.0.0.1:7000")
 //	var resp gossip.GetMembersResponse
@@ -51,7 +75,7 @@ import (
 	"sync"
 	"time"
 
-	multierror "github.com/hashicorp/go-multierror"
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/sirupsen/logrus"
 )
 
@@ -80,12 +104,13 @@ var (
 
 // Gossip is one member of a cluster. Its methods are safe for concurrent use.
 // A Gossip holds a listener, connections and goroutines from Start (or Run)
-// until Close, which must be called to release them.
+// until Close or Shutdown, one of which must be called to release them.
 type Gossip struct {
 	// C receives true whenever the set of live members or any member's data
 	// changes. It has a buffer of one and is never blocked on: a slow or absent
 	// reader misses only duplicate signals, and should call GetMembers after
-	// each one. C is never closed; use Done to learn that the member stopped.
+	// each one. C is closed when the member is closed, so that a loop
+	// ranging over it ends.
 	C chan bool
 
 	// DebugOutput turns on protocol debug logs when the member uses its own
@@ -93,13 +118,14 @@ type Gossip struct {
 	DebugOutput bool
 
 	// Tgossip is the gossip interval and Trpc the deadline of one RPC. New
-	// and NewWithConfig set them from the Config; they may be changed
-	// between New and Start (or Run) and are read once there.
+	// and NewWithConfig set them from the Config (whose zero values mean the
+	// package variables of the same names); they may be changed between New
+	// and Start (or Run) and are read once there.
 	Tgossip time.Duration
 	Trpc    time.Duration
 
 	cfg       Config // defaults applied; fixed after Start
-	initErr   error  // a Config error, reported by Start
+	initErr   error  // a Config error of New, reported by Start
 	log       logrus.FieldLogger
 	ownLog    *logrus.Logger // non-nil when the logger is our own
 	clock     Clock
@@ -111,12 +137,13 @@ type Gossip struct {
 	done    chan struct{} // closed when Close has finished
 	wg      sync.WaitGroup
 	once    sync.Once
-	stop    error
+	stopErr error
 	sem     chan struct{} // bounds outgoing exchanges in flight
 	rsem    chan struct{} // bounds outgoing rumors in flight, apart, so that they never hold up a round
 	spread  chan struct{} // signalled when there are rumors to spread
 	events  *eventQueue   // see Events
 	metrics metrics       // see Stats
+	values  valueCache    // decoded data (see member.go)
 
 	server *rpc.Server
 	pool   *clientPool
@@ -124,37 +151,46 @@ type Gossip struct {
 
 	mismatch logLimit // rate-limits warnings about other clusters' members
 
-	mu      sync.Mutex // protects everything below
-	state   int
-	addr    string // this member's advertised address, set by Start
-	ln      net.Listener
-	table   table
-	rng     *rand.Rand
-	retry   map[string]*retryState // seed names and dead addresses being retried
-	aliases map[string]bool        // addresses found to reach this member
-	rumors  map[string]rumor       // members newly joined, back, left or with new data, to spread at once (see rumor.go)
+	cmu     sync.Mutex // protects cClosed; held while sending on C
+	cClosed bool
+
+	mu    sync.Mutex // protects everything below
+	state int
+	ln    net.Listener
+	data  []byte          // this member's encoded data until Start; then the protocol holds it
+	proto *protocol.State // nil until Start
 }
 
 const (
-	stateNew = iota
-	stateRunning
-	stateLeft // Leave was called: no more rounds, answers until Close
+	stateNew      = iota
+	stateStarting // Start is binding the address
+	stateRunning  // started; Shutdown may have left the cluster
 	stateClosed
 )
 
 // New returns a member that will listen on addr, carry data and join the
 // cluster through the seed addresses otherNodes. It never fails: an invalid
-// argument is reported when Run starts the member. Prefer NewWithConfig and
-// Start, which return errors.
+// argument is reported when Run starts the member. NewWithConfig and Start
+// return errors instead.
 func New(addr string, data interface{}, otherNodes []string) *Gossip {
-	g, _ := NewWithConfig(Config{Addr: addr, Data: data, Seeds: otherNodes})
+	g, _ := newGossip(Config{Addr: addr, Data: data, Seeds: otherNodes})
 	return g
 }
 
-// NewWithConfig returns a member configured by cfg, not yet started. It
-// validates cfg and encodes cfg.Data, and returns an error if either fails;
-// the returned member is then unusable but safe to Close. cfg is not modified.
+// NewWithConfig returns a member configured by cfg, not yet started, or an
+// error if cfg is invalid or cfg.Data cannot be encoded. cfg is not
+// modified.
 func NewWithConfig(cfg Config) (*Gossip, error) {
+	g, err := newGossip(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// newGossip returns a member and the error of its configuration, if any; the
+// member then fails to start with that error.
+func newGossip(cfg Config) (*Gossip, error) {
 	cfg, err := cfg.withDefaults()
 	g := &Gossip{
 		C:         make(chan bool, 1),
@@ -169,13 +205,8 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 		rsem:      make(chan struct{}, maxExchangesInFlight),
 		spread:    make(chan struct{}, 1),
 		events:    newEventQueue(cfg.EventBuffer),
-		rumors:    make(map[string]rumor),
-		retry:     make(map[string]*retryState),
-		aliases:   make(map[string]bool),
-		rng:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
-	g.table.members = make(map[string]*entry)
 	if cfg.Logger != nil {
 		g.log = cfg.Logger
 	} else {
@@ -187,11 +218,7 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 	}
 	g.DebugOutput = cfg.Debug
 	if err == nil {
-		var data []byte
-		if data, err = encodeData(cfg.Data, cfg.MaxDataSize); err == nil {
-			g.table.self = &entry{alive: true}
-			g.table.self.setData(data)
-		}
+		g.data, err = encodeData(cfg.Data, cfg.MaxDataSize)
 	}
 	g.initErr = err
 	return g, err
@@ -204,39 +231,54 @@ func NewWithConfig(cfg Config) (*Gossip, error) {
 // closed (ErrClosed).
 func (g *Gossip) Start() error {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	switch {
 	case g.initErr != nil:
+		g.mu.Unlock()
 		return g.initErr
-	case g.state == stateRunning:
+	case g.state == stateStarting || g.state == stateRunning:
+		g.mu.Unlock()
 		return ErrStarted
 	case g.state == stateClosed:
+		g.mu.Unlock()
 		return ErrClosed
 	}
 	if g.Tgossip <= 0 || g.Trpc <= 0 {
+		g.mu.Unlock()
 		return fmt.Errorf("gossip: Tgossip (%v) and Trpc (%v) must be positive", g.Tgossip, g.Trpc)
 	}
 	g.cfg.GossipInterval, g.cfg.RPCTimeout = g.Tgossip, g.Trpc
 	if g.ownLog != nil && g.DebugOutput {
 		g.ownLog.SetLevel(logrus.DebugLevel)
 	}
-	ln, err := g.transport.Listen(g.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("gossip: listen on %s: %w", g.cfg.Addr, err)
-	}
-	addr, err := advertiseAddr(g.cfg.AdvertiseAddr, ln.Addr())
-	if err != nil {
+	g.state = stateStarting
+	g.mu.Unlock()
+
+	// The Transport is user code: called without the lock.
+	ln, addr, err := g.listen()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err == nil && g.state == stateClosed {
 		ln.Close()
+		err = ErrClosed
+	}
+	if err != nil {
+		if g.state == stateStarting {
+			g.state = stateNew
+		}
 		return err
 	}
 	g.server = rpc.NewServer()
 	if err := g.server.RegisterName(serviceName, &service{g: g}); err != nil {
 		ln.Close()
+		g.state = stateNew
 		return fmt.Errorf("gossip: register rpc service: %w", err)
 	}
-	g.ln = ln
+	g.ln, g.state = ln, stateRunning
 	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
-	g.becomeLocked(addr)
+	g.log = g.log.WithField("member", addr)
+	g.proto = protocol.New(g.protocolConfig(), rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), g.data)
+	g.proto.Start(addr, g.clock.Now())
+	g.data = nil
 
 	g.wg.Add(3)
 	go g.serve(ln)
@@ -249,22 +291,38 @@ func (g *Gossip) Start() error {
 	return nil
 }
 
-// becomeLocked makes this member the running member at addr. Its heartbeat
-// starts at the clock in microseconds, above any heartbeat an earlier member
-// at the same address can have reached (it counts one per round).
-func (g *Gossip) becomeLocked(addr string) {
-	now := g.clock.Now()
-	g.addr, g.state = addr, stateRunning
-	g.log = g.log.WithField("member", addr)
-	self := g.table.self
-	self.addr, self.heartbeat, self.lastRise = addr, now.UnixMicro(), now
-	self.version = self.heartbeat
-	g.table.put(self)
+// listen binds the configured address and works out the advertised one.
+func (g *Gossip) listen() (net.Listener, string, error) {
+	ln, err := g.transport.Listen(g.cfg.Addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("gossip: listen on %s: %w", g.cfg.Addr, err)
+	}
+	addr, err := advertiseAddr(g.cfg.AdvertiseAddr, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	return ln, addr, nil
+}
+
+// protocolConfig is the protocol's share of the configuration.
+func (g *Gossip) protocolConfig() protocol.Config {
+	return protocol.Config{
+		Interval:          g.cfg.GossipInterval,
+		Nfailures:         g.cfg.Nfailures,
+		FalseReportTarget: g.cfg.FalseReportTarget,
+		ExpectedLoss:      g.cfg.ExpectedLoss,
+		MaxDataSize:       g.cfg.MaxDataSize,
+		MaxMembers:        g.cfg.MaxMembers,
+		MaxOutboundConns:  g.cfg.MaxOutboundConns,
+		ClusterName:       g.cfg.ClusterName,
+		Seeds:             g.cfg.Seeds,
+		Debug:             debugEnabled(g.log),
+	}
 }
 
 // Run starts the member and returns only after Close. If the member cannot
-// start, Run logs the reason and returns at once; use Start or RunContext to
-// get the error instead.
+// start, Run logs the reason and returns at once; Start returns it instead.
 func (g *Gossip) Run() {
 	if err := g.Start(); err != nil {
 		if !errors.Is(err, ErrClosed) {
@@ -275,32 +333,13 @@ func (g *Gossip) Run() {
 	<-g.done
 }
 
-// RunContext starts the member and blocks until ctx is done or Close is
-// called, then closes the member. It returns the start error, ctx.Err() or
-// ErrClosed, joined with any error from closing.
-func (g *Gossip) RunContext(ctx context.Context) error {
-	if err := g.Start(); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		if err := g.Stop(); err != nil {
-			return multierror.Append(ctx.Err(), err)
-		}
-		return ctx.Err()
-	case <-g.ctx.Done():
-		<-g.done
-		return ErrClosed
-	}
-}
-
 // Addr returns the member's advertised address, its identity in the cluster,
 // once Start has succeeded; before that, the configured address.
 func (g *Gossip) Addr() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.addr != "" {
-		return g.addr
+	if g.proto != nil {
+		return g.proto.Addr()
 	}
 	return g.cfg.Addr
 }
@@ -309,30 +348,30 @@ func (g *Gossip) Addr() string {
 // all its goroutines have ended.
 func (g *Gossip) Done() <-chan struct{} { return g.done }
 
-// Close stops the member: it closes the listener and every connection, stops
-// every goroutine and makes Run return. It is safe to call more than once.
-// Errors from closing are logged; Stop returns them instead. Close does not
-// leave the cluster: the others drop the member after FailureTime, as for a
-// crash. Shutdown leaves first.
+// Close stops the member without leaving the cluster: it closes the listener
+// and every connection, stops every goroutine, closes C and Events, and makes
+// Run return. The others drop the member after FailureTime, as for a crash;
+// Shutdown leaves first. Close is safe to call more than once; errors met
+// while closing are logged (Shutdown returns them).
 func (g *Gossip) Close() {
-	if err := g.Stop(); err != nil {
+	if err := g.close(); err != nil {
 		g.log.WithError(err).Warn("closing gossip member")
 	}
 }
 
-// Stop is Close that returns the errors met while closing, collected with
-// go-multierror. Later calls return the first call's result.
-func (g *Gossip) Stop() error {
+// close is Close returning the errors met; later calls return the first
+// call's result.
+func (g *Gossip) close() error {
 	g.once.Do(func() {
 		g.mu.Lock()
 		g.state = stateClosed
 		ln, pool := g.ln, g.pool
 		g.mu.Unlock()
 		g.cancel()
-		var errs *multierror.Error
+		var err error
 		if ln != nil {
-			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				errs = multierror.Append(errs, fmt.Errorf("gossip: close listener: %w", err))
+			if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+				err = fmt.Errorf("gossip: close listener: %w", cerr)
 			}
 		}
 		g.conns.closeAll()
@@ -341,30 +380,31 @@ func (g *Gossip) Stop() error {
 		}
 		g.wg.Wait()
 		g.events.closeOut() // run has ended, or never started
-		g.stop = errs.ErrorOrNil()
+		g.cmu.Lock()
+		g.cClosed = true
+		close(g.C)
+		g.cmu.Unlock()
+		g.stopErr = err
 		close(g.done)
 		if ln != nil {
 			g.log.Info("gossip member closed")
 		}
 	})
 	<-g.done
-	return g.stop
+	return g.stopErr
 }
 
 // loop runs one gossip round every interval, with a little jitter so that
-// members started together do not gossip in lockstep. Between rounds it
-// spreads rumors as they come, with a short gap between spreads.
+// members started together do not gossip in lockstep (protocol's NextTick).
+// Between rounds it spreads rumors as they come, paced by a rumorPacer.
 func (g *Gossip) loop() {
 	defer g.wg.Done()
-	interval := g.cfg.GossipInterval
-	gap := rumorGap(interval)
-	budget := rumorBudget{tokens: rumorBurst, per: interval / rumorRate}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	pace := newRumorPacer(g.cfg.GossipInterval)
 	var (
-		nextSpread time.Time
-		held       *time.Timer // a spread waiting for the gap or the budget, if any
-		heldC      <-chan time.Time
+		held  *time.Timer // a spread waiting for the pacer, if any
+		heldC <-chan time.Time
 	)
 	defer func() {
 		if held != nil {
@@ -372,22 +412,12 @@ func (g *Gossip) loop() {
 		}
 	}()
 	spread := func() {
-		now := time.Now()
-		wait := nextSpread.Sub(now)
-		if wait <= 0 {
-			wait = budget.take(now)
-		}
-		if wait > 0 {
-			if held == nil {
-				held = time.NewTimer(wait)
-				heldC = held.C
-			}
+		if wait := pace.wait(time.Now()); wait > 0 {
+			held = time.NewTimer(wait)
+			heldC = held.C
 			return
 		}
-		if g.spreadRumors() {
-			g.askSpread()
-		}
-		nextSpread = now.Add(gap)
+		g.spreadRumors()
 	}
 	for {
 		select {
@@ -396,9 +426,9 @@ func (g *Gossip) loop() {
 		case <-t.C:
 			g.tick()
 			g.mu.Lock()
-			jitter := time.Duration(g.rng.Int64N(int64(interval)/5 + 1))
+			next := g.proto.NextTick()
 			g.mu.Unlock()
-			t.Reset(interval - interval/10 + jitter)
+			t.Reset(next)
 		case <-g.spread:
 			if held == nil {
 				spread()
@@ -410,121 +440,45 @@ func (g *Gossip) loop() {
 	}
 }
 
-// tick is one gossip round: bump our heartbeat, apply the failure rules, and
-// exchange tables with a random live peer. Now and then (always while we know
-// no live peer) it also contacts a seed or a recently dead member, so that a
-// member joins when its seeds appear and a healed partition merges again.
+// tick runs one gossip round (protocol's Tick) and carries out what it asks.
 func (g *Gossip) tick() {
-	now := g.clock.Now()
+	held := g.pool.held()
 	g.mu.Lock()
-	if g.state != stateRunning {
+	if g.state != stateRunning || !g.proto.Running() {
 		g.mu.Unlock()
 		return
 	}
 	g.metrics.rounds.Add(1)
-	g.table.self.heartbeat++
-	g.table.self.lastRise = now
-	changed := g.sweepLocked(now)
-	peers := g.table.livePeers()
-	var target string
-	if len(peers) > 0 {
-		target = choosePartner(g.rng, g.heldLiveLocked(), g.cfg.MaxOutboundConns, func() string { return peers[g.rng.IntN(len(peers))] })
-	}
-	var recover []string
-	if len(peers) == 0 || g.rng.IntN(len(peers)+1) == 0 {
-		recover = g.recoveryTargetsLocked(now, len(peers) == 0)
-	}
+	out := g.proto.Tick(g.clock.Now(), held)
+	g.queueEvents(out)
 	g.mu.Unlock()
-	if changed {
-		g.notify()
-	}
 	g.pool.closeIdle()
-	if target != "" {
-		g.goExchange(func(ctx context.Context) { g.exchange(ctx, target, true) })
-	}
-	joining := len(peers) == 0
-	for _, name := range recover {
-		g.goExchange(func(ctx context.Context) { g.contact(ctx, name, joining) })
-	}
+	g.apply(out)
 }
 
-// Peer selection.
-//
-// The paper's member gossips each round with a peer chosen uniformly at
-// random. With n members and connections reused from round to round, that
-// needs n-1 connections per member, or a dial nearly every round once n
-// exceeds the connections kept (Config.MaxOutboundConns): at n = 1,000, a
-// TCP handshake, a goroutine on each side and gob's type descriptors for
-// every exchange. So a member holding a full set of connections exchanges
-// with one of those peers, chosen uniformly, and only one round in
-// rotateRounds (on average) with a peer chosen uniformly among all; that
-// peer's connection then takes the place of the one least recently used. The
-// peers a member talks to thus form a random graph of out-degree
-// MaxOutboundConns whose edges are replaced one every rotateRounds rounds,
-// so an edge lives about MaxOutboundConns × rotateRounds rounds. That is
-// long next to the spread time, which is what saves the dials, and short next
-// to a member's life, so every pair of members is linked now and then.
-// Heartbeats spread over such a graph about as fast as over the complete one:
-// the simulations (sim_test.go, failure_test.go) use this same function and
-// check the mean spread time against S(n) (see failure.go). A member with
-// fewer peers than MaxOutboundConns holds a connection to each of them and
-// chooses among all uniformly, as the paper does.
-
-// rotateRounds is how many rounds, on average, a member with a full set of
-// connections goes between two exchanges with a peer chosen among all.
-const rotateRounds = 8
-
-// choosePartner picks a round's exchange partner: if held, the live peers a
-// connection is held to, number fewer than capacity, or one round in
-// rotateRounds, any live peer chosen uniformly by anyPeer; otherwise one of
-// held, uniformly.
-func choosePartner[T any](r *rand.Rand, held []T, capacity int, anyPeer func() T) T {
-	if len(held) == 0 || len(held) < capacity || r.IntN(rotateRounds) == 0 {
-		return anyPeer()
-	}
-	return held[r.IntN(len(held))]
-}
-
-// heldLiveLocked returns the live peers that the member holds a connection
-// to.
-func (g *Gossip) heldLiveLocked() []string {
+// spreadRumors spreads the rumors waiting (protocol's Spread).
+func (g *Gossip) spreadRumors() {
 	held := g.pool.held()
-	live := held[:0]
-	for _, addr := range held {
-		if e := g.table.members[addr]; e != nil && e.alive && e != g.table.self {
-			live = append(live, addr)
-		}
-	}
-	return live
-}
-
-// goExchange runs f in a goroutine owned by g, unless maxExchangesInFlight
-// exchanges are already under way (a slow peer must not pile them up).
-func (g *Gossip) goExchange(f func(ctx context.Context)) { g.goBounded(g.sem, f) }
-
-// goBounded runs f in a goroutine owned by g holding a slot of sem, or skips
-// it if sem has no free slot.
-func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) {
-	select {
-	case sem <- struct{}{}:
-	default:
-		g.log.Debug("gossip: too many exchanges in flight; skipping one")
-		return
-	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		defer func() { <-sem }()
-		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RPCTimeout)
-		defer cancel()
-		f(ctx)
-	}()
+	g.step(func(s *protocol.State) protocol.Output { return s.Spread(g.clock.Now(), held) })
 }
 
 // notify signals C without ever blocking.
 func (g *Gossip) notify() {
+	g.cmu.Lock()
+	defer g.cmu.Unlock()
+	if g.cClosed {
+		return
+	}
 	select {
 	case g.C <- true:
+	default:
+	}
+}
+
+// askSpread asks the loop for a spread, without blocking.
+func (g *Gossip) askSpread() {
+	select {
+	case g.spread <- struct{}{}:
 	default:
 	}
 }

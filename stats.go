@@ -58,12 +58,6 @@ type StatsRequest struct{}
 // StatsResponse holds a member's Stats.
 type StatsResponse struct{ Stats Stats }
 
-// Stats serves Gossip.Stats.
-func (s *service) Stats(_ StatsRequest, resp *StatsResponse) error {
-	resp.Stats = s.g.Stats()
-	return nil
-}
-
 // Stats returns a snapshot of the member's table and counters. It is safe
 // for concurrent use and cheap enough to call on every metrics scrape.
 func (g *Gossip) Stats() Stats {
@@ -81,21 +75,11 @@ func (g *Gossip) Stats() Stats {
 		LastMergeTime:    time.Duration(m.lastMergeNanos.Load()),
 		EventOverruns:    g.Overruns(),
 	}
+	s.Addr = g.Addr()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s.Addr = g.addr
-	if s.Addr == "" {
-		s.Addr = g.cfg.Addr
-	}
-	for _, e := range g.table.members {
-		switch {
-		case e.alive:
-			s.Alive++
-		case e.left:
-			s.Left++
-		default:
-			s.Failed++
-		}
+	if g.proto != nil {
+		s.Alive, s.Failed, s.Left = g.proto.Counts()
 	}
 	s.FailureTime = g.failureTimeLocked()
 	return s

@@ -286,19 +286,16 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 	return a, nil
 }
 
-// shutdown leaves the cluster, so that the other members drop this one at
-// once rather than after their failure time, then stops the HTTP server
-// gracefully, waiting for requests in flight, then closes the member; all
+// shutdown leaves the cluster and closes the member, so that the other
+// members drop this one at once rather than after their failure time, then
+// stops the HTTP server gracefully, waiting for requests in flight; all
 // within timeout.
 func (a *app) shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := a.g.Leave(ctx)
+	err := a.g.Shutdown(ctx)
 	err = errors.Join(err, a.srv.Shutdown(ctx))
 	a.cancel()
-	if cerr := a.g.Stop(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
 	a.wg.Wait()
 	return err
 }

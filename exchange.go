@@ -1,0 +1,258 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/gossipfd/gossip/internal/protocol"
+	"github.com/sirupsen/logrus"
+)
+
+// Carrying out what the protocol asks.
+//
+// Every input to the state machine goes through step, which holds the
+// member's lock only around the state machine itself (and the queueing of
+// its events, so that they keep their order). What it returns is carried out
+// after the lock is released: logs written, C signalled, messages sent from
+// goroutines owned by the member, seeds resolved and contacted.
+
+// step runs f on the protocol state under the lock and carries out its
+// output. It does nothing once the member is closed or before Start.
+func (g *Gossip) step(f func(*protocol.State) protocol.Output) {
+	g.mu.Lock()
+	if g.proto == nil || g.state != stateRunning {
+		g.mu.Unlock()
+		return
+	}
+	out := f(g.proto)
+	g.queueEvents(out)
+	g.mu.Unlock()
+	g.apply(out)
+}
+
+// queueEvents hands out's events to the event queue; g.mu must be held, so
+// that events keep the order in which the state machine made them. The queue
+// never blocks (see events.go).
+func (g *Gossip) queueEvents(out protocol.Output) {
+	for _, ev := range out.Events {
+		g.events.push(pendingEvent{typ: EventType(ev.Type), addr: ev.Addr, heartbeat: ev.Heartbeat, data: ev.Data, at: ev.Time})
+	}
+}
+
+// apply carries out an output, without the lock: logs, C, the spread
+// signal, messages, contacts and follow-ups.
+func (g *Gossip) apply(out protocol.Output) {
+	g.writeLogs(out.Logs)
+	if out.Changed {
+		g.notify()
+	}
+	if out.Rumors {
+		g.askSpread()
+	}
+	for _, m := range out.Send {
+		sem := g.sem
+		if m.Purpose == protocol.Rumor {
+			sem = g.rsem
+		}
+		g.goBounded(sem, func(ctx context.Context) { g.send(ctx, m) })
+	}
+	for _, t := range out.Contacts {
+		g.goBounded(g.sem, func(ctx context.Context) { g.contact(ctx, t) })
+	}
+	for _, f := range out.FollowUps {
+		g.followUp(f)
+	}
+}
+
+// writeLogs writes the protocol's log records.
+func (g *Gossip) writeLogs(logs []protocol.Log) {
+	for _, l := range logs {
+		log := g.log
+		if len(l.Fields) > 0 {
+			fields := make(logrus.Fields, len(l.Fields)/2)
+			for i := 0; i+1 < len(l.Fields); i += 2 {
+				fields[fmt.Sprint(l.Fields[i])] = l.Fields[i+1]
+			}
+			log = log.WithFields(fields)
+		}
+		switch l.Level {
+		case protocol.Debug:
+			log.Debug(l.Msg)
+		case protocol.Info:
+			log.Info(l.Msg)
+		default:
+			log.Warn(l.Msg)
+		}
+	}
+}
+
+// send sends one message, merges the answer (but an Announce's), and sends
+// the data the peer asks for over the same connection, within ctx.
+func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
+	var resp ExchangeResponse
+	if err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, m.Purpose.KeepConn()); err != nil {
+		g.log.WithFields(logrus.Fields{"peer": m.To, "purpose": m.Purpose}).WithError(err).Debug("gossip: exchange failed")
+		return err
+	}
+	if err := g.checkCluster(m.To, resp.Cluster); err != nil {
+		return err
+	}
+	if m.Purpose == protocol.Announce {
+		return nil
+	}
+	g.merging(func(s *protocol.State) protocol.Output {
+		return s.HandleResponse(m.To, m.Purpose, resp, g.clock.Now())
+	})
+	return nil
+}
+
+// merging is step for the inputs that merge gossip into the table: it
+// counts them and their time for Stats, and sends the data a peer asked for
+// (purpose Push) at once from the calling goroutine.
+func (g *Gossip) merging(f func(*protocol.State) protocol.Output) {
+	start := time.Now()
+	var pushes []protocol.Send
+	g.step(func(s *protocol.State) protocol.Output {
+		out := f(s)
+		g.metrics.merged(start)
+		rest := out.Send[:0:0]
+		for _, m := range out.Send {
+			if m.Purpose == protocol.Push {
+				pushes = append(pushes, m)
+			} else {
+				rest = append(rest, m)
+			}
+		}
+		out.Send = rest
+		return out
+	})
+	for _, m := range pushes {
+		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RPCTimeout)
+		if err := g.send(ctx, m); err != nil {
+			g.log.WithField("peer", m.To).WithError(err).Debug("gossip: sending data failed")
+		}
+		cancel()
+	}
+}
+
+// contact exchanges with a seed or dead member: a seed's name may resolve to
+// several addresses, each contacted but this member's own. It reports the
+// outcome to the protocol, for the backoff and the operator's log.
+func (g *Gossip) contact(ctx context.Context, t protocol.Target) {
+	addrs, err := g.resolve(ctx, t.Name)
+	if err != nil {
+		err = fmt.Errorf("gossip: resolve %s: %w", t.Name, err)
+		g.log.WithField("seed", t.Name).WithError(err).Debug("gossip: resolve failed")
+	}
+	ok := false
+	for _, addr := range addrs {
+		g.mu.Lock()
+		var req ExchangeRequest
+		can := false
+		if g.proto != nil && g.state == stateRunning {
+			req, can = g.proto.Request(addr)
+		}
+		g.mu.Unlock()
+		if !can {
+			continue
+		}
+		if serr := g.send(ctx, protocol.Send{To: addr, Purpose: t.Purpose, Req: req}); serr != nil {
+			err = serr
+		} else {
+			ok = true
+		}
+	}
+	g.step(func(s *protocol.State) protocol.Output { return s.Contacted(t.Name, ok, err, g.clock.Now()) })
+}
+
+// followUp exchanges with f.To after f.After, from a goroutine owned by
+// the member.
+func (g *Gossip) followUp(f protocol.FollowUp) {
+	g.mu.Lock()
+	if g.state != stateRunning {
+		g.mu.Unlock()
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTimer(f.After)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-g.ctx.Done():
+			return
+		}
+		g.mu.Lock()
+		req, ok := g.proto.Request(f.To)
+		g.mu.Unlock()
+		if ok {
+			g.goBounded(g.sem, func(ctx context.Context) {
+				g.send(ctx, protocol.Send{To: f.To, Purpose: protocol.Recover, Req: req})
+			})
+		}
+	}()
+}
+
+// resolve turns host:port into one host:port per address of host.
+func (g *Gossip) resolve(ctx context.Context, name string) ([]string, error) {
+	host, port, err := net.SplitHostPort(name)
+	if err != nil {
+		return nil, err
+	}
+	if net.ParseIP(host) != nil {
+		return []string{name}, nil
+	}
+	ips, err := g.resolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = net.JoinHostPort(ip, port)
+	}
+	return out, nil
+}
+
+// goBounded runs f in a goroutine owned by g holding a slot of sem, with a
+// context bounded by the RPC timeout, or skips it if sem has no free slot: a
+// slow peer must not pile up goroutines and connections.
+func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) {
+	select {
+	case sem <- struct{}{}:
+	default:
+		g.log.Debug("gossip: too many exchanges in flight; skipping one")
+		return
+	}
+	g.mu.Lock()
+	if g.state == stateClosed {
+		g.mu.Unlock()
+		<-sem
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		defer func() { <-sem }()
+		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RPCTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// debugEnabled reports whether log writes debug records, so that the
+// protocol makes them only then. A logger whose level cannot be read is
+// given them all.
+func debugEnabled(log logrus.FieldLogger) bool {
+	switch l := log.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return true
+}

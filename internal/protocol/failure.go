@@ -1,0 +1,113 @@
+package protocol
+
+import (
+	"math"
+	"math/bits"
+	"time"
+)
+
+// The failure rules. The derivation of the failure time and of the bound on
+// false reports is in the root package's failure.go and in the docs; this
+// file holds the rules themselves.
+
+// SpreadRounds is S(n) = ceil(log2 n) + 1, the rounds a heartbeat needs to
+// reach n members (S(1) = 1).
+func SpreadRounds(n int) int {
+	if n <= 1 {
+		return 1
+	}
+	return bits.Len(uint(n-1)) + 1
+}
+
+// FailureTime is nfailures × S(n) × interval.
+func FailureTime(n int, interval time.Duration, nfailures int) time.Duration {
+	return time.Duration(nfailures*SpreadRounds(n)) * interval
+}
+
+// CleanupTime is how long a dead member is remembered: twice the failure
+// time, as van Renesse et al. argue.
+func CleanupTime(tfail time.Duration) time.Duration { return 2 * tfail }
+
+// MissProbability is q(n, p): the probability that a member misses a
+// heartbeat that all others have for one more round.
+func MissProbability(n int, loss float64) float64 {
+	ok := 1 - math.Min(loss, 1)
+	return (1 - ok*ok) * math.Pow(1-ok/float64(n-1), float64(n-1))
+}
+
+// TargetRounds is the failure time, in rounds, that a target probability
+// of a false report asks for: S(n) rounds for a heartbeat to spread, then
+// the fewest further rounds K with n(n-1) q(n, p)^K at most target.
+func TargetRounds(n int, loss, target float64) int {
+	s := SpreadRounds(n)
+	if n < 2 || loss <= 0 {
+		return s + 1
+	}
+	q := MissProbability(n, loss)
+	k := math.Ceil(math.Log(target/(float64(n)*float64(n-1))) / math.Log(q))
+	return s + max(1, int(k))
+}
+
+// FalseReportProbability bounds the probability that, in one failure time,
+// any member of a cluster of n live members wrongly reports any other as
+// dead, when each message is lost independently with probability loss and
+// members must miss nfailures spread times: n(n-1) q(n, p)^((nfailures-1) S(n)).
+func FalseReportProbability(n int, loss float64, nfailures int) float64 {
+	if n < 2 || loss <= 0 {
+		return 0
+	}
+	q := MissProbability(n, loss)
+	perPair := math.Pow(q, float64((nfailures-1)*SpreadRounds(n)))
+	return math.Min(1, float64(n)*float64(n-1)*perPair)
+}
+
+// FailureTime returns how long a member's heartbeat may stay unchanged
+// before it is considered dead, for the live members this one sees now.
+func (s *State) FailureTime() time.Duration {
+	n := s.table.live
+	if s.cfg.FalseReportTarget > 0 {
+		return time.Duration(TargetRounds(n, s.cfg.ExpectedLoss, s.cfg.FalseReportTarget)) * s.cfg.Interval
+	}
+	return FailureTime(n, s.cfg.Interval, s.cfg.Nfailures)
+}
+
+// sweep applies the failure rules at local time now: a live member whose
+// heartbeat has not risen for the failure time is declared dead; a dead
+// one, or one that left, is forgotten after the cleanup time.
+func (s *State) sweep(now time.Time) {
+	tfail := s.FailureTime()
+	t := &s.table
+	// Backwards, so that removing (a swap with the last) skips nothing.
+	for i := len(t.list) - 1; i >= 0; i-- {
+		e := t.list[i]
+		switch {
+		case e == t.self:
+		case e.alive && now.Sub(e.lastRise) > tfail:
+			t.setAlive(e, false)
+			e.deadAt = now
+			s.changed(Failed, e, now, false)
+			s.debug(e.addr, "gossip: member failed", "silent", now.Sub(e.lastRise))
+		case !e.alive && now.Sub(e.deadAt) > CleanupTime(tfail):
+			t.remove(e.addr)
+			delete(s.retry, e.addr)
+		}
+	}
+}
+
+// reviveMargin is how far past our record a dead member's heartbeat must be
+// for us to believe it alive again: more heartbeats than it can make in a
+// cleanup time, which is longer than it can have lived after we last saw
+// its heartbeat rise before declaring it dead.
+func (s *State) reviveMargin() int64 {
+	return int64(CleanupTime(s.FailureTime()) / s.cfg.Interval)
+}
+
+// reviveMarginOf is how far past e's heartbeat a member's heartbeat must be
+// to bring e back: none for a member that left, which counts no further;
+// reviveMargin for one declared dead.
+func (s *State) reviveMarginOf(e *entry) int64 {
+	if e.left {
+		return 0
+	}
+	return s.reviveMargin()
+}

@@ -1,0 +1,220 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/rpc"
+	"sync"
+	"time"
+)
+
+// maxDialsInFlight bounds the connections a member is setting up at once;
+// further calls that must dial wait for their turn, within their deadline.
+// When peers are slow to accept (a host starved of CPU or out of file
+// descriptors), each dial under way holds a descriptor until Trpc.
+const maxDialsInFlight = 2
+
+// clientPool keeps one net/rpc client per peer, reused across rounds. It
+// holds at most Config.MaxOutboundConns; to make room for a new one it closes
+// the least recently used idle client. It closes those idle for half the idle
+// timeout, before the peer's side times them out.
+type clientPool struct {
+	transport Transport
+	cfg       *Config
+	clock     Clock
+	metrics   *metrics
+	dials     chan struct{} // bounds the dials in flight (maxDialsInFlight)
+
+	mu      sync.Mutex // protects clients and closed
+	clients map[string]*pooled
+	closed  bool
+}
+
+type pooled struct {
+	c        *rpc.Client
+	used     time.Time
+	inflight int  // calls under way
+	pooled   bool // held in clients; else closed after its one call
+}
+
+func newClientPool(t Transport, cfg *Config, clock Clock, m *metrics) *clientPool {
+	return &clientPool{transport: t, cfg: cfg, clock: clock, metrics: m, clients: make(map[string]*pooled),
+		dials: make(chan struct{}, maxDialsInFlight)}
+}
+
+// call makes one RPC to addr, bounded by ctx, and counts it. It uses the
+// pooled connection to addr if there is one, else dials one, which it keeps
+// in the pool if keep is set and closes after the call if not. A pooled
+// connection that turns out to be dead is replaced and the call tried once
+// more.
+func (p *clientPool) call(ctx context.Context, addr, method string, args, reply any, keep bool) error {
+	p.metrics.sent.Add(1)
+	err := p.try(ctx, addr, method, args, reply, keep)
+	p.metrics.called(err)
+	return err
+}
+
+func (p *clientPool) try(ctx context.Context, addr, method string, args, reply any, keep bool) error {
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := p.get(ctx, addr, keep)
+		if err != nil {
+			return err
+		}
+		call := pc.c.Go(method, args, reply, make(chan *rpc.Call, 1))
+		select {
+		case <-call.Done:
+			err = call.Error
+		case <-ctx.Done():
+			p.release(addr, pc, true)
+			return fmt.Errorf("gossip: %s to %s: %w", method, addr, ctx.Err())
+		}
+		var serverErr rpc.ServerError
+		if err == nil || errors.As(err, &serverErr) {
+			p.release(addr, pc, false)
+			return err
+		}
+		p.release(addr, pc, true)
+		if !reused || attempt > 0 {
+			return fmt.Errorf("gossip: %s to %s: %w", method, addr, err)
+		}
+	}
+}
+
+// get returns the pooled client for addr, dialling one if there is none
+// (pooled if keep is set), with a call counted in flight on it.
+func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *pooled, reused bool, err error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	if pc := p.clients[addr]; pc != nil {
+		pc.used = p.clock.Now()
+		pc.inflight++
+		p.mu.Unlock()
+		return pc, true, nil
+	}
+	p.mu.Unlock()
+	select {
+	case p.dials <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("gossip: dial %s: waiting for another dial: %w", addr, ctx.Err())
+	}
+	conn, err := p.transport.Dial(ctx, addr)
+	<-p.dials
+	if err != nil {
+		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
+	}
+	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg))
+	// Clients are closed after unlocking: closing a connection waits for its
+	// reader goroutine to notice, which on a busy machine can take long
+	// enough to stall every caller waiting for the pool.
+	var evicted *rpc.Client
+	defer func() {
+		if evicted != nil {
+			evicted.Close()
+		}
+	}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		evicted = c
+		return nil, false, ErrClosed
+	}
+	if pc := p.clients[addr]; pc != nil { // another round dialled meanwhile
+		evicted = c
+		pc.used = p.clock.Now()
+		pc.inflight++
+		return pc, true, nil
+	}
+	pc = &pooled{c: c, used: p.clock.Now(), inflight: 1}
+	if !keep {
+		return pc, false, nil
+	}
+	if len(p.clients) >= p.cfg.MaxOutboundConns {
+		evicted = p.evictLocked()
+	}
+	if len(p.clients) < p.cfg.MaxOutboundConns {
+		pc.pooled = true
+		p.clients[addr] = pc
+	}
+	return pc, false, nil
+}
+
+// evictLocked removes the least recently used client with no call in flight
+// and returns it for the caller to close, or returns nil if there is none.
+func (p *clientPool) evictLocked() *rpc.Client {
+	var lru string
+	for addr, pc := range p.clients {
+		if pc.inflight == 0 && (lru == "" || pc.used.Before(p.clients[lru].used)) {
+			lru = addr
+		}
+	}
+	if lru == "" {
+		return nil
+	}
+	c := p.clients[lru].c
+	delete(p.clients, lru)
+	return c
+}
+
+// release ends a call on pc; if broken, or if pc was not pooled, it closes
+// the client.
+func (p *clientPool) release(addr string, pc *pooled, broken bool) {
+	p.mu.Lock()
+	pc.inflight--
+	if broken && p.clients[addr] == pc {
+		delete(p.clients, addr)
+		pc.pooled = false
+	}
+	done := !pc.pooled && pc.inflight == 0
+	p.mu.Unlock()
+	if broken || done {
+		pc.c.Close()
+	}
+}
+
+// held returns the addresses the pool holds a client for.
+func (p *clientPool) held() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.clients))
+	for addr := range p.clients {
+		out = append(out, addr)
+	}
+	return out
+}
+
+// closeIdle closes the clients unused for half the idle timeout, before the
+// peer's side times them out.
+func (p *clientPool) closeIdle() {
+	now := p.clock.Now()
+	var idle []*rpc.Client
+	p.mu.Lock()
+	for addr, pc := range p.clients {
+		if pc.inflight == 0 && now.Sub(pc.used) > p.cfg.IdleTimeout/2 {
+			idle = append(idle, pc.c)
+			delete(p.clients, addr)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// close closes every client and refuses new ones.
+func (p *clientPool) close() {
+	var all []*rpc.Client
+	p.mu.Lock()
+	p.closed = true
+	for addr, pc := range p.clients {
+		all = append(all, pc.c)
+		delete(p.clients, addr)
+	}
+	p.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+}
