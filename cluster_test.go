@@ -35,10 +35,7 @@ func TestClustersWithDifferentNamesNeverMerge(t *testing.T) {
 
 	// Each keeps contacting the other's seed, is refused, and backs off.
 	backedOff := func(g *Gossip, seed string) bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		r := g.retry[seed]
-		return r != nil && r.delay >= 4*g.cfg.GossipInterval
+		return g.backoff(seed) >= 4*g.cfg.GossipInterval
 	}
 	require.Eventually(t, func() bool {
 		return backedOff(blue[0], greenAddrs[0]) && backedOff(green[1], blueAddrs[1])
@@ -77,14 +74,14 @@ func TestExchangeWithAnotherClusterMergesNothing(t *testing.T) {
 	}
 	err = c.Call("Gossip.Gossip", GossipRequest{Members: []Member{{Addr: stranger, Heartbeat: 5}}}, &GossipResponse{})
 	assert.ErrorContains(t, err, "carries no cluster name", "a push to a named member")
-	assert.Nil(t, g.entryOf(stranger), "nothing merged")
+	assert.Nil(t, g.lookup(stranger), "nothing merged")
 
 	// The same name is served; GetMembers is served whatever the name.
 	req := ExchangeRequest{From: stranger, Cluster: "blue", Members: []Entry{{Addr: stranger, Heartbeat: 5, WithData: true}}}
 	var resp ExchangeResponse
 	require.NoError(t, c.Call("Gossip.Exchange", req, &resp))
 	assert.Equal(t, "blue", resp.Cluster)
-	assert.NotNil(t, g.entryOf(stranger))
+	assert.NotNil(t, g.lookup(stranger))
 	var members GetMembersResponse
 	require.NoError(t, c.Call("Gossip.GetMembers", GetMembersRequest{}, &members))
 }
@@ -121,9 +118,9 @@ func TestCallerMergesNothingFromAnotherCluster(t *testing.T) {
 	g := startMember(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), converge)
 	defer cancel()
-	_, err = g.exchange(ctx, ln.Addr().String(), true)
+	err = g.exchangeNow(ctx, ln.Addr().String())
 	assert.True(t, errors.Is(err, ErrClusterMismatch), "exchange error %v, want ErrClusterMismatch", err)
-	assert.Nil(t, g.entryOf("10.9.0.2:7000"), "nothing merged from another cluster")
+	assert.Nil(t, g.lookup("10.9.0.2:7000"), "nothing merged from another cluster")
 }
 
 func TestLogLimit(t *testing.T) {

@@ -136,6 +136,7 @@ func (g *Gossip) UpdateData(data interface{}) error {
 	if err != nil {
 		return err
 	}
+	now := g.clock.Now()
 	g.mu.Lock()
 	switch {
 	case g.initErr != nil:
@@ -153,7 +154,7 @@ func (g *Gossip) UpdateData(data interface{}) error {
 		}
 		return nil
 	}
-	out := g.proto.SetData(b, g.clock.Now())
+	out := g.proto.SetData(b, now)
 	g.queueEvents(out)
 	g.mu.Unlock()
 	g.apply(out)

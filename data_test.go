@@ -73,21 +73,22 @@ func TestUnregisteredDataDecodesToRawData(t *testing.T) {
 type unregisteredElsewhere struct{ Y int }
 
 func TestUpdateDataKeepsOldDataOnError(t *testing.T) {
-	g := newUnitMember(t, newFakeClock())
+	g := newShellMember(t, newFakeClock(), unitAddr)
 	require.NoError(t, g.UpdateData("good"))
-	hb := g.entryOf(selfAddr).heartbeat
+	hb := g.lookup(unitAddr).Heartbeat
 	assert.Error(t, g.UpdateData(unregisteredThing{2}))
 	assert.ErrorIs(t, g.UpdateData(strings.Repeat("y", DefaultMaxDataSize)), ErrDataTooLarge)
 	g.SetData(make(chan int)) // logged, not a panic
 	assert.Equal(t, "good", g.GetMembers()[0].Data)
-	assert.Equal(t, hb, g.entryOf(selfAddr).heartbeat, "a refused change does not count")
+	assert.Equal(t, hb, g.lookup(unitAddr).Heartbeat, "a refused change does not count")
 	require.NoError(t, g.UpdateData("better"))
-	assert.Greater(t, g.entryOf(selfAddr).heartbeat, hb, "a data change counts the heartbeat up, so that it travels")
+	assert.Greater(t, g.lookup(unitAddr).Heartbeat, hb, "a data change counts the heartbeat up, so that it travels")
 }
 
 func TestNewRejectsBadData(t *testing.T) {
-	_, err := NewWithConfig(Config{Addr: "127.0.0.1:0", Data: unregisteredThing{}})
+	bad, err := NewWithConfig(Config{Addr: "127.0.0.1:0", Data: unregisteredThing{}})
 	require.Error(t, err)
+	assert.Nil(t, bad, "no member with an error")
 	g := New("127.0.0.1:0", unregisteredThing{}, nil)
 	g.log = quietLogger(t)
 	done := make(chan struct{})
@@ -95,4 +96,11 @@ func TestNewRejectsBadData(t *testing.T) {
 	<-done // Run returns at once with the error logged
 	assert.Error(t, g.Start())
 	g.Close()
+}
+
+func TestUpdateDataAfterClose(t *testing.T) {
+	g := startMember(t, testConfig(t))
+	g.Close()
+	assert.ErrorIs(t, g.UpdateData("late"), ErrClosed)
+	assert.Empty(t, g.GetMembers(), "a closed member lists no one, not even itself")
 }

@@ -36,23 +36,23 @@ func nextEvent(t *testing.T, ch <-chan Event) Event {
 
 func TestEventsOrderAndContent(t *testing.T) {
 	clk := newFakeClock()
-	g := newUnitMember(t, clk)
+	g := newShellMember(t, clk, unitAddr)
 	ch := g.startEvents(t)
 	const b, c = "10.0.0.2:7000", "10.0.0.3:7000"
 	enc := func(v string) []byte { d, _ := encodeData(v, DefaultMaxDataSize); return d }
 
-	g.mergeAt(Entry{Addr: b, Heartbeat: 10, Version: 10, WithData: true, Data: enc("b1")})
-	g.mergeAt(Entry{Addr: c, Heartbeat: 20, Version: 20, WithData: true, Data: enc("c1")})
+	g.mergeEntries(Entry{Addr: b, Heartbeat: 10, Version: 10, WithData: true, Data: enc("b1")})
+	g.mergeEntries(Entry{Addr: c, Heartbeat: 20, Version: 20, WithData: true, Data: enc("c1")})
 	clk.Advance(time.Millisecond)
-	g.mergeAt(Entry{Addr: b, Heartbeat: 11, Version: 11, WithData: true, Data: enc("b2")})
-	g.mergeAt(Entry{Addr: b, Heartbeat: 12, Version: 12, WithData: true, Data: enc("b2")}) // same data: no event
+	g.mergeEntries(Entry{Addr: b, Heartbeat: 11, Version: 11, WithData: true, Data: enc("b2")})
+	g.mergeEntries(Entry{Addr: b, Heartbeat: 12, Version: 12, WithData: true, Data: enc("b2")}) // same data: no event
 	failAt := clk.Now().Add(g.FailureTime() + time.Second)
 	clk.Advance(g.FailureTime() + time.Second)
 	g.GetMembers() // sweeps: both fail
 	clk.Advance(time.Second)
 	hb := clk.Now().UnixMicro()
-	g.mergeAt(Entry{Addr: b, Heartbeat: hb, Version: hb, WithData: true, Data: enc("b3")})
-	g.leftAt(b, hb+1, hb)
+	g.mergeEntries(Entry{Addr: b, Heartbeat: hb, Version: hb, WithData: true, Data: enc("b3")})
+	g.leftNews(b, hb+1, hb)
 
 	want := []struct {
 		typ  EventType
@@ -100,10 +100,10 @@ func TestEventsOrderAndContent(t *testing.T) {
 }
 
 func TestNoEventsBeforeSubscribing(t *testing.T) {
-	g := newUnitMember(t, newFakeClock())
-	g.mergeAt(Entry{Addr: "10.0.0.2:7000", Heartbeat: 10, WithData: true})
+	g := newShellMember(t, newFakeClock(), unitAddr)
+	g.mergeEntries(Entry{Addr: "10.0.0.2:7000", Heartbeat: 10, WithData: true})
 	ch := g.startEvents(t)
-	g.mergeAt(Entry{Addr: "10.0.0.3:7000", Heartbeat: 10, WithData: true})
+	g.mergeEntries(Entry{Addr: "10.0.0.3:7000", Heartbeat: 10, WithData: true})
 	assert.Equal(t, "10.0.0.3:7000", nextEvent(t, ch).Member.Addr)
 }
 

@@ -77,17 +77,29 @@ func ExampleNewWithConfig() {
 	// web
 }
 
-// RunContext runs a member until its context is cancelled.
-func ExampleGossip_RunContext() {
+// Shutdown leaves the cluster and closes the member; C is closed then, so a
+// loop over it ends.
+func ExampleGossip_Shutdown() {
 	g, err := gossip.NewWithConfig(gossip.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		log.Fatal(err)
 	}
+	if err := g.Start(); err != nil {
+		log.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err = g.RunContext(ctx)
-	fmt.Println(err)
-	// Output: context deadline exceeded
+	go func() {
+		<-ctx.Done() // a signal, say
+		if err := g.Shutdown(context.Background()); err != nil {
+			log.Print(err)
+		}
+	}()
+	for range g.C {
+		// read g.GetMembers()
+	}
+	fmt.Println("closed")
+	// Output: closed
 }
 
 // Watch C and read the members after each signal.

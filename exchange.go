@@ -18,15 +18,17 @@ import (
 // after the lock is released: logs written, C signalled, messages sent from
 // goroutines owned by the member, seeds resolved and contacted.
 
-// step runs f on the protocol state under the lock and carries out its
-// output. It does nothing once the member is closed or before Start.
-func (g *Gossip) step(f func(*protocol.State) protocol.Output) {
+// step runs f on the protocol state under the lock, with the time read
+// before taking it (the Clock is the user's), and carries out its output.
+// It does nothing once the member is closed or before Start.
+func (g *Gossip) step(f func(s *protocol.State, now time.Time) protocol.Output) {
+	now := g.clock.Now()
 	g.mu.Lock()
 	if g.proto == nil || g.state != stateRunning {
 		g.mu.Unlock()
 		return
 	}
-	out := f(g.proto)
+	out := f(g.proto, now)
 	g.queueEvents(out)
 	g.mu.Unlock()
 	g.apply(out)
@@ -102,8 +104,8 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 	if m.Purpose == protocol.Announce {
 		return nil
 	}
-	g.merging(func(s *protocol.State) protocol.Output {
-		return s.HandleResponse(m.To, m.Purpose, resp, g.clock.Now())
+	g.merging(func(s *protocol.State, now time.Time) protocol.Output {
+		return s.HandleResponse(m.To, m.Purpose, resp, now)
 	})
 	return nil
 }
@@ -111,11 +113,11 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 // merging is step for the inputs that merge gossip into the table: it
 // counts them and their time for Stats, and sends the data a peer asked for
 // (purpose Push) at once from the calling goroutine.
-func (g *Gossip) merging(f func(*protocol.State) protocol.Output) {
+func (g *Gossip) merging(f func(s *protocol.State, now time.Time) protocol.Output) {
 	start := time.Now()
 	var pushes []protocol.Send
-	g.step(func(s *protocol.State) protocol.Output {
-		out := f(s)
+	g.step(func(s *protocol.State, now time.Time) protocol.Output {
+		out := f(s, now)
 		g.metrics.merged(start)
 		rest := out.Send[:0:0]
 		for _, m := range out.Send {
@@ -164,7 +166,7 @@ func (g *Gossip) contact(ctx context.Context, t protocol.Target) {
 			ok = true
 		}
 	}
-	g.step(func(s *protocol.State) protocol.Output { return s.Contacted(t.Name, ok, err, g.clock.Now()) })
+	g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Contacted(t.Name, ok, err, now) })
 }
 
 // followUp exchanges with f.To after f.After, from a goroutine owned by

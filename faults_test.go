@@ -170,7 +170,7 @@ func TestPartitionLongerThanCleanupRemerges(t *testing.T) {
 	require.Eventually(t, func() bool {
 		for _, g := range gs {
 			for _, o := range gs {
-				if sides[g.Addr()] != sides[o.Addr()] && g.entryOf(o.Addr()) != nil {
+				if sides[g.Addr()] != sides[o.Addr()] && g.lookup(o.Addr()) != nil {
 					return false
 				}
 			}

@@ -230,20 +230,68 @@ func newGossip(cfg Config) (*Gossip, error) {
 // the address cannot be bound, the member was already started (ErrStarted) or
 // closed (ErrClosed).
 func (g *Gossip) Start() error {
+	if err := g.starting(); err != nil {
+		return err
+	}
+	// The Transport, the Logger and the Clock are the user's: called
+	// without the lock.
+	ln, addr, err := g.listen()
+	var server *rpc.Server
+	if err == nil {
+		server = rpc.NewServer()
+		if rerr := server.RegisterName(serviceName, &service{g: g}); rerr != nil {
+			ln.Close()
+			err = fmt.Errorf("gossip: register rpc service: %w", rerr)
+		}
+	}
+	if err != nil {
+		g.mu.Lock()
+		if g.state == stateStarting {
+			g.state = stateNew
+		}
+		g.mu.Unlock()
+		return err
+	}
+	log := g.log.WithField("member", addr)
+	pcfg := g.protocolConfig(debugEnabled(log))
+	now := g.clock.Now()
+
 	g.mu.Lock()
-	switch {
-	case g.initErr != nil:
+	if g.state == stateClosed {
 		g.mu.Unlock()
-		return g.initErr
-	case g.state == stateStarting || g.state == stateRunning:
-		g.mu.Unlock()
-		return ErrStarted
-	case g.state == stateClosed:
-		g.mu.Unlock()
+		ln.Close()
 		return ErrClosed
 	}
-	if g.Tgossip <= 0 || g.Trpc <= 0 {
-		g.mu.Unlock()
+	g.server, g.ln, g.state, g.log = server, ln, stateRunning, log
+	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
+	g.proto = protocol.New(pcfg, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), g.data)
+	g.proto.Start(addr, now)
+	g.data = nil
+	g.wg.Add(3)
+	g.mu.Unlock()
+
+	go g.serve(ln)
+	go g.loop()
+	go func() {
+		defer g.wg.Done()
+		g.events.run(g.ctx, g.clock)
+	}()
+	log.WithFields(logrus.Fields{"seeds": g.cfg.Seeds, "interval": g.cfg.GossipInterval}).Info("gossip member started")
+	return nil
+}
+
+// starting checks that the member may start, and marks it as starting.
+func (g *Gossip) starting() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.initErr != nil:
+		return g.initErr
+	case g.state == stateStarting || g.state == stateRunning:
+		return ErrStarted
+	case g.state == stateClosed:
+		return ErrClosed
+	case g.Tgossip <= 0 || g.Trpc <= 0:
 		return fmt.Errorf("gossip: Tgossip (%v) and Trpc (%v) must be positive", g.Tgossip, g.Trpc)
 	}
 	g.cfg.GossipInterval, g.cfg.RPCTimeout = g.Tgossip, g.Trpc
@@ -251,62 +299,11 @@ func (g *Gossip) Start() error {
 		g.ownLog.SetLevel(logrus.DebugLevel)
 	}
 	g.state = stateStarting
-	g.mu.Unlock()
-
-	// The Transport is user code: called without the lock.
-	ln, addr, err := g.listen()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if err == nil && g.state == stateClosed {
-		ln.Close()
-		err = ErrClosed
-	}
-	if err != nil {
-		if g.state == stateStarting {
-			g.state = stateNew
-		}
-		return err
-	}
-	g.server = rpc.NewServer()
-	if err := g.server.RegisterName(serviceName, &service{g: g}); err != nil {
-		ln.Close()
-		g.state = stateNew
-		return fmt.Errorf("gossip: register rpc service: %w", err)
-	}
-	g.ln, g.state = ln, stateRunning
-	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
-	g.log = g.log.WithField("member", addr)
-	g.proto = protocol.New(g.protocolConfig(), rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), g.data)
-	g.proto.Start(addr, g.clock.Now())
-	g.data = nil
-
-	g.wg.Add(3)
-	go g.serve(ln)
-	go g.loop()
-	go func() {
-		defer g.wg.Done()
-		g.events.run(g.ctx, g.clock)
-	}()
-	g.log.WithFields(logrus.Fields{"seeds": g.cfg.Seeds, "interval": g.cfg.GossipInterval}).Info("gossip member started")
 	return nil
 }
 
-// listen binds the configured address and works out the advertised one.
-func (g *Gossip) listen() (net.Listener, string, error) {
-	ln, err := g.transport.Listen(g.cfg.Addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("gossip: listen on %s: %w", g.cfg.Addr, err)
-	}
-	addr, err := advertiseAddr(g.cfg.AdvertiseAddr, ln.Addr())
-	if err != nil {
-		ln.Close()
-		return nil, "", err
-	}
-	return ln, addr, nil
-}
-
 // protocolConfig is the protocol's share of the configuration.
-func (g *Gossip) protocolConfig() protocol.Config {
+func (g *Gossip) protocolConfig(debug bool) protocol.Config {
 	return protocol.Config{
 		Interval:          g.cfg.GossipInterval,
 		Nfailures:         g.cfg.Nfailures,
@@ -317,7 +314,7 @@ func (g *Gossip) protocolConfig() protocol.Config {
 		MaxOutboundConns:  g.cfg.MaxOutboundConns,
 		ClusterName:       g.cfg.ClusterName,
 		Seeds:             g.cfg.Seeds,
-		Debug:             debugEnabled(g.log),
+		Debug:             debug,
 	}
 }
 
@@ -443,13 +440,14 @@ func (g *Gossip) loop() {
 // tick runs one gossip round (protocol's Tick) and carries out what it asks.
 func (g *Gossip) tick() {
 	held := g.pool.held()
+	now := g.clock.Now()
 	g.mu.Lock()
 	if g.state != stateRunning || !g.proto.Running() {
 		g.mu.Unlock()
 		return
 	}
 	g.metrics.rounds.Add(1)
-	out := g.proto.Tick(g.clock.Now(), held)
+	out := g.proto.Tick(now, held)
 	g.queueEvents(out)
 	g.mu.Unlock()
 	g.pool.closeIdle()
@@ -459,7 +457,7 @@ func (g *Gossip) tick() {
 // spreadRumors spreads the rumors waiting (protocol's Spread).
 func (g *Gossip) spreadRumors() {
 	held := g.pool.held()
-	g.step(func(s *protocol.State) protocol.Output { return s.Spread(g.clock.Now(), held) })
+	g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Spread(now, held) })
 }
 
 // notify signals C without ever blocking.
@@ -481,30 +479,4 @@ func (g *Gossip) askSpread() {
 	case g.spread <- struct{}{}:
 	default:
 	}
-}
-
-// advertiseAddr picks the address a member is known by: the configured one,
-// or the listener's, with an unspecified host replaced by an interface address.
-func advertiseAddr(configured string, bound net.Addr) (string, error) {
-	if configured != "" {
-		return configured, nil
-	}
-	host, port, err := net.SplitHostPort(bound.String())
-	if err != nil {
-		return "", fmt.Errorf("gossip: listener address %q: %w", bound, err)
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsUnspecified() {
-		return bound.String(), nil
-	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return "", fmt.Errorf("gossip: listening on %s: find an address to advertise: %w", bound, err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
-			return net.JoinHostPort(n.IP.String(), port), nil
-		}
-	}
-	return "", fmt.Errorf("gossip: listening on %s and no interface address to advertise; set Config.AdvertiseAddr", bound)
 }

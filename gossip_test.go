@@ -3,7 +3,6 @@ package gossip
 import (
 	"context"
 	"encoding/gob"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -151,10 +151,7 @@ func TestAloneMemberJoinsSeedThatAppearsLater(t *testing.T) {
 
 	// a runs alone and keeps trying the seed.
 	require.Eventually(t, func() bool {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		r := a.retry[seed]
-		return r != nil && r.delay >= 4*a.cfg.GossipInterval
+		return a.backoff(seed) >= 4*a.cfg.GossipInterval
 	}, converge, 10*time.Millisecond, "seed retried with backoff")
 	assert.Equal(t, []string{a.Addr()}, addrs(a.GetMembers()))
 
@@ -227,7 +224,7 @@ func TestPartitionedClusterRemergesAfterForgetting(t *testing.T) {
 	require.Eventually(t, func() bool {
 		for _, g := range gs {
 			for _, o := range gs {
-				if sides[g.Addr()] != sides[o.Addr()] && g.entryOf(o.Addr()) != nil {
+				if sides[g.Addr()] != sides[o.Addr()] && g.lookup(o.Addr()) != nil {
 					return false
 				}
 			}
@@ -346,22 +343,31 @@ func TestConfigErrors(t *testing.T) {
 	g.Close()
 }
 
-func TestRunContextStopsOnCancel(t *testing.T) {
+func TestShutdownEndsALoopOverC(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	g, err := NewWithConfig(testConfig(t))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- g.RunContext(ctx) }()
-	require.Eventually(t, func() bool { return g.Addr() != "127.0.0.1:0" }, converge, time.Millisecond)
-	cancel()
+	gs := startCluster(t, 2, nil)
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+	g := gs[1]
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for range g.C {
+			g.GetMembers()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), converge)
+	defer cancel()
+	require.NoError(t, g.Shutdown(ctx))
 	select {
-	case err := <-errc:
-		assert.True(t, errors.Is(err, context.Canceled), "%v", err)
+	case <-ended:
 	case <-time.After(converge):
-		t.Fatal("RunContext did not return")
+		t.Fatal("a loop over C did not end after Shutdown")
 	}
 	<-g.Done()
+	assert.Empty(t, g.GetMembers(), "a closed member lists no one")
+	assert.ErrorIs(t, g.Shutdown(ctx), ErrClosed, "a second Shutdown")
+	requireView(t, gs[:1], addrsOf(gs[0]), converge, "the other drops the member that left")
+	gs[0].Close()
 }
 
 func TestCloseLeaksNothing(t *testing.T) {
@@ -385,7 +391,7 @@ func TestCloseLeaksNothing(t *testing.T) {
 	require.Eventually(t, func() bool { return gs[0].conns.len() >= 2 }, converge, time.Millisecond)
 
 	for _, g := range gs {
-		require.NoError(t, g.Stop())
+		require.NoError(t, g.close())
 		assert.Equal(t, 0, g.conns.len())
 	}
 	_, err = idle.Read(make([]byte, 1))
@@ -402,7 +408,7 @@ func TestRumorsSpreadWithoutWaitingForARound(t *testing.T) {
 		return c
 	}
 	gs := []*Gossip{startMember(t, slow(testConfig(t), 0))}
-	for i := 1; i <= rumorFanout; i++ {
+	for i := 1; i <= protocol.RumorFanout; i++ {
 		// Each joiner learns the cluster from the seed's answer, and the
 		// others learn of it from the seed's rumor.
 		gs = append(gs, startMember(t, slow(testConfig(t, gs[0].Addr()), i)))
@@ -432,7 +438,7 @@ func TestConcurrentJoinsSpreadAsRumors(t *testing.T) {
 	seed := startMember(t, slow(testConfig(t)))
 	gs := []*Gossip{seed}
 	var wg sync.WaitGroup
-	joiners := make([]*Gossip, rumorFanout)
+	joiners := make([]*Gossip, protocol.RumorFanout)
 	for i := range joiners {
 		g, err := NewWithConfig(slow(testConfig(t, seed.Addr())))
 		require.NoError(t, err)
@@ -464,7 +470,7 @@ func TestJoinerExchangesWithItsSeedAgain(t *testing.T) {
 	requireView(t, []*Gossip{seed, joiner}, addrsOf(seed, joiner), converge, "joined")
 	require.Eventually(t, func() bool { return seed.Stats().MessagesReceived >= 3 }, converge, 5*time.Millisecond,
 		"the joiner exchanges with its seed again")
-	require.Never(t, func() bool { return seed.Stats().MessagesReceived > 3 }, 2*followUpGaps*maxRumorGap, 5*time.Millisecond,
+	require.Never(t, func() bool { return seed.Stats().MessagesReceived > 3 }, 4*protocol.RumorGap(slow.GossipInterval), 5*time.Millisecond,
 		"one follow-up, no more")
 }
 

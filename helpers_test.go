@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 )
@@ -205,3 +207,72 @@ func (v *partitionView) Dial(ctx context.Context, addr string) (net.Conn, error)
 }
 
 var _ Transport = (*partitionView)(nil)
+
+// newShellMember returns a member that believes it runs at addr, with no
+// network, listener or goroutines: its state machine is started directly,
+// so that tests can drive the shell's handling of merges, data and events.
+func newShellMember(t *testing.T, clk Clock, addr string) *Gossip {
+	t.Helper()
+	g, err := NewWithConfig(Config{Addr: addr, GossipInterval: time.Second, Clock: clk, Logger: quietLogger(t)})
+	require.NoError(t, err)
+	g.mu.Lock()
+	g.proto = protocol.New(g.protocolConfig(testing.Verbose()), rand.New(rand.NewPCG(1, 2)), g.data)
+	g.proto.Start(addr, g.clock.Now())
+	g.state = stateRunning
+	g.mu.Unlock()
+	return g
+}
+
+// mergeEntries merges entries as a push from a peer (Receive), at the
+// member's clock.
+func (g *Gossip) mergeEntries(entries ...Entry) {
+	g.merging(func(s *protocol.State) protocol.Output { return s.Merge(entries, g.clock.Now()) })
+}
+
+// lookup returns the member's row for addr, or nil if it knows none.
+func (g *Gossip) lookup(addr string) *protocol.Row {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proto == nil {
+		return nil
+	}
+	r, st := g.proto.Lookup(addr)
+	if st == protocol.Unknown {
+		return nil
+	}
+	return &r
+}
+
+// backoff returns the member's retry delay for a seed or dead member.
+func (g *Gossip) backoff(name string) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proto == nil {
+		return 0
+	}
+	return g.proto.Backoff(name)
+}
+
+// unitAddr is the address newShellMember members believe they run at.
+const unitAddr = "10.0.0.1:7000"
+
+// exchangeNow makes one round's exchange with addr at once, as Tick asks.
+func (g *Gossip) exchangeNow(ctx context.Context, addr string) error {
+	g.mu.Lock()
+	req, ok := g.proto.Request(addr)
+	g.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no exchange with %s", addr)
+	}
+	return g.send(ctx, protocol.Send{To: addr, Purpose: protocol.Exchange, Req: req})
+}
+
+// leftNews merges the news that addr left at heartbeat hb with data version
+// v, as a peer's request carries it.
+func (g *Gossip) leftNews(addr string, hb, v int64) {
+	req := ExchangeRequest{From: "10.0.0.99:7000", Partial: true, Left: protocol.AppendDigest(nil, addr, hb, v)}
+	g.merging(func(s *protocol.State) protocol.Output {
+		_, out, _ := s.HandleRequest(req, g.clock.Now())
+		return out
+	})
+}

@@ -57,12 +57,13 @@ func (g *Gossip) Shutdown(ctx context.Context) error {
 
 // leave marks the member as left and tells its peers.
 func (g *Gossip) leave(ctx context.Context) error {
+	now := g.clock.Now()
 	g.mu.Lock()
 	if g.proto == nil || g.state != stateRunning {
 		g.mu.Unlock()
 		return nil
 	}
-	out := g.proto.Leave(g.clock.Now())
+	out := g.proto.Leave(now)
 	g.queueEvents(out)
 	g.mu.Unlock()
 	news := out.Send

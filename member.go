@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 )
@@ -40,12 +41,13 @@ func (m *Member) String() string {
 // each call decodes the data afresh, but for values that cannot be modified
 // (strings, numbers, booleans), which are decoded once and shared.
 func (g *Gossip) GetMembers() []Member {
+	now := g.clock.Now()
 	g.mu.Lock()
 	if g.proto == nil || g.state != stateRunning {
 		g.mu.Unlock()
 		return nil
 	}
-	out := g.proto.Sweep(g.clock.Now())
+	out := g.proto.Sweep(now)
 	g.queueEvents(out)
 	rows := g.proto.Members()
 	g.mu.Unlock()
@@ -73,7 +75,7 @@ func (g *Gossip) Receive(update []Member) {
 		// heartbeat.
 		entries = append(entries, Entry{Addr: m.Addr, Heartbeat: m.Heartbeat, Version: m.Heartbeat, WithData: true, Data: data})
 	}
-	g.merging(func(s *protocol.State) protocol.Output { return s.Merge(entries, g.clock.Now()) })
+	g.merging(func(s *protocol.State, now time.Time) protocol.Output { return s.Merge(entries, now) })
 }
 
 // valueCache keeps the decoded data of members whose data decodes to a value

@@ -84,13 +84,14 @@ func (p *clientPool) try(ctx context.Context, addr, method string, args, reply a
 // get returns the pooled client for addr, dialling one if there is none
 // (pooled if keep is set), with a call counted in flight on it.
 func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *pooled, reused bool, err error) {
+	now := p.clock.Now() // before the lock: the Clock is the user's
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, false, ErrClosed
 	}
 	if pc := p.clients[addr]; pc != nil {
-		pc.used = p.clock.Now()
+		pc.used = now
 		pc.inflight++
 		p.mu.Unlock()
 		return pc, true, nil
@@ -124,11 +125,11 @@ func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *poole
 	}
 	if pc := p.clients[addr]; pc != nil { // another round dialled meanwhile
 		evicted = c
-		pc.used = p.clock.Now()
+		pc.used = now
 		pc.inflight++
 		return pc, true, nil
 	}
-	pc = &pooled{c: c, used: p.clock.Now(), inflight: 1}
+	pc = &pooled{c: c, used: now, inflight: 1}
 	if !keep {
 		return pc, false, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gossipfd/gossip/internal/procs"
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -95,7 +96,7 @@ func TestKilledProcessesAreDroppedAndComeBack(t *testing.T) {
 	require.Eventually(t, agree(every, every), converge, 10*time.Millisecond, "converge")
 
 	killed, survivors := []int{0, 2}, []int{1, 3, 4}
-	tfail := failureTime(n, interval, Nfailures) // what each survivor uses until the deaths
+	tfail := protocol.FailureTime(n, interval, Nfailures) // what each survivor uses until the deaths
 	for _, i := range killed {
 		ps[i].Kill()
 	}

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 )
@@ -109,9 +110,9 @@ func (s *service) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 		return err
 	}
 	var err error
-	g.merging(func(p *protocol.State) protocol.Output {
+	g.merging(func(p *protocol.State, now time.Time) protocol.Output {
 		var out protocol.Output
-		*resp, out, err = p.HandleRequest(req, g.clock.Now())
+		*resp, out, err = p.HandleRequest(req, now)
 		return out
 	})
 	return err

@@ -124,10 +124,8 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 		}
 		require.NoError(t, c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: batch}, &ExchangeResponse{}))
 	}
-	g.mu.Lock()
-	size := len(g.table.members)
-	g.mu.Unlock()
-	assert.LessOrEqual(t, size, 50)
+	st := g.Stats()
+	assert.LessOrEqual(t, st.Alive+st.Failed+st.Left, 50)
 
 	// Data over the limit and malformed entries are ignored.
 	bad := []Entry{
@@ -138,7 +136,7 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 	}
 	require.NoError(t, c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: bad}, &ExchangeResponse{}))
 	for _, e := range bad {
-		assert.Nil(t, g.entryOf(e.Addr))
+		assert.Nil(t, g.lookup(e.Addr))
 	}
 }
 
@@ -229,7 +227,7 @@ func TestOutgoingRPCHonoursTrpc(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RPCTimeout)
 	defer cancel()
 	start := time.Now()
-	_, err := g.exchange(ctx, hole, true)
+	err := g.exchangeNow(ctx, hole)
 	took := time.Since(start)
 	// The error is the deadline, or the connection closed by the gossip
 	// loop's own attempt on the same pooled connection timing out.
@@ -239,10 +237,7 @@ func TestOutgoingRPCHonoursTrpc(t *testing.T) {
 	// The gossip loop keeps trying the seed, each attempt bounded by Trpc;
 	// attempts never pile up and Close does not wait on them.
 	require.Eventually(t, func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		r := g.retry[hole]
-		return r != nil && r.delay >= 2*g.cfg.GossipInterval
+		return g.backoff(hole) >= 2*g.cfg.GossipInterval
 	}, converge, time.Millisecond, "seed attempts time out and back off")
 	assert.LessOrEqual(t, len(g.sem), maxExchangesInFlight)
 	closed := make(chan struct{})

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,46 @@ import (
 
 // The server side: an accept loop that backs off on temporary errors and
 // ends on Close, and the set of inbound connections, bounded.
+
+// listen binds the configured address and works out the advertised one.
+func (g *Gossip) listen() (net.Listener, string, error) {
+	ln, err := g.transport.Listen(g.cfg.Addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("gossip: listen on %s: %w", g.cfg.Addr, err)
+	}
+	addr, err := advertiseAddr(g.cfg.AdvertiseAddr, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	return ln, addr, nil
+}
+
+// advertiseAddr picks the address a member is known by: the configured one,
+// or the listener's, with an unspecified host replaced by an interface address.
+func advertiseAddr(configured string, bound net.Addr) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return "", fmt.Errorf("gossip: listener address %q: %w", bound, err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsUnspecified() {
+		return bound.String(), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("gossip: listening on %s: find an address to advertise: %w", bound, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			return net.JoinHostPort(n.IP.String(), port), nil
+		}
+	}
+	return "", fmt.Errorf("gossip: listening on %s and no interface address to advertise; set Config.AdvertiseAddr", bound)
+}
 
 // serve accepts connections until the listener is closed, serving each with
 // its own codec. Temporary accept errors are retried with backoff.

@@ -106,10 +106,7 @@ func TestTLSRefusesPeersWithoutACertificateFromTheCA(t *testing.T) {
 	assert.ErrorContains(t, err, "no certificate")
 
 	triedAndFailed := func(g *Gossip) bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		r := g.retry[seed]
-		return r != nil && r.delay >= 4*g.cfg.GossipInterval
+		return g.backoff(seed) >= 4*g.cfg.GossipInterval
 	}
 	require.Eventually(t, func() bool { return triedAndFailed(foreign) && triedAndFailed(plain) }, converge, 10*time.Millisecond,
 		"the outsiders keep failing to reach the seed")

@@ -281,7 +281,7 @@ func (s *State) Members() []Row {
 	rows := make([]Row, 0, s.table.live)
 	for _, e := range s.table.list {
 		if e.alive {
-			rows = append(rows, Row{Addr: e.addr, Heartbeat: e.heartbeat, Version: e.version, Data: e.data})
+			rows = append(rows, e.row())
 		}
 	}
 	return rows
@@ -349,4 +349,34 @@ func ChoosePartner[T any](r *rand.Rand, held []T, capacity int, anyPeer func() T
 		return anyPeer()
 	}
 	return held[r.IntN(len(held))]
+}
+
+// Status is what the table says of a member.
+type Status int
+
+// The statuses of Lookup.
+const (
+	Unknown Status = iota // not in the table: never heard of, or forgotten
+	Alive
+	Dead // declared dead, remembered until the cleanup time
+	Gone // left the cluster, remembered until the cleanup time
+)
+
+// Lookup returns the table's row for addr, alive or remembered, and its
+// status.
+func (s *State) Lookup(addr string) (Row, Status) {
+	e := s.table.members[addr]
+	switch {
+	case e == nil:
+		return Row{}, Unknown
+	case e.alive:
+		return e.row(), Alive
+	case e.left:
+		return e.row(), Gone
+	}
+	return e.row(), Dead
+}
+
+func (e *entry) row() Row {
+	return Row{Addr: e.addr, Heartbeat: e.heartbeat, Version: e.version, Data: e.data}
 }

@@ -98,3 +98,12 @@ func (s *State) Contacted(name string, ok bool, err error, now time.Time) Output
 	}
 	return s.flush()
 }
+
+// Backoff returns the delay before name is contacted again after a
+// failure, or 0 if name is not being contacted.
+func (s *State) Backoff(name string) time.Duration {
+	if r := s.retry[name]; r != nil {
+		return r.delay
+	}
+	return 0
+}
