@@ -2,11 +2,9 @@ package gossip
 
 import (
 	"context"
-	"encoding/gob"
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,20 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
-
-// endpoint is application data of a type registered with gob, as a user's
-// service descriptor would be.
-type endpoint struct {
-	Service string
-	URL     string
-	Tags    map[string]string
-}
-
-func init() { gob.Register(endpoint{}) }
-
-// converge is a generous bound for a small test cluster to converge: a few
-// hundred gossip rounds of testConfig's interval.
-const converge = 20 * time.Second
 
 func TestClusterConvergesAndSharesData(t *testing.T) {
 	if testing.Short() {
@@ -66,16 +50,6 @@ func TestClusterConvergesAndSharesData(t *testing.T) {
 		}
 		return true
 	}, converge, 10*time.Millisecond, "every member sees the new data")
-}
-
-// dataOf returns the URL of addr's endpoint data as g sees it, or nil.
-func dataOf(g *Gossip, addr string) any {
-	for _, m := range g.GetMembers() {
-		if ep, ok := m.Data.(endpoint); ok && m.Addr == addr {
-			return ep.URL
-		}
-	}
-	return nil
 }
 
 func TestClosedMemberIsDroppedWithinFailureTime(t *testing.T) {
@@ -133,71 +107,6 @@ func TestRestartAtSameAddressIsSeenAtOnce(t *testing.T) {
 			t.Logf("restarted member seen by all after %v (FailureTime %v)", time.Since(start), rest[0].FailureTime())
 		})
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
-func TestAloneMemberJoinsSeedThatAppearsLater(t *testing.T) {
-	seed := freeAddr(t)
-	a := startMember(t, testConfig(t, seed))
-
-	// a runs alone and keeps trying the seed.
-	require.Eventually(t, func() bool {
-		return a.backoff(seed) >= 4*a.cfg.GossipInterval
-	}, converge, 10*time.Millisecond, "seed retried with backoff")
-	assert.Equal(t, []string{a.Addr()}, addrs(a.GetMembers()))
-
-	cfg := testConfig(t)
-	cfg.Addr = seed
-	b := startMember(t, cfg)
-	requireView(t, []*Gossip{a, b}, addrsOf(a, b), converge, "joined the late seed")
-}
-
-// fakeResolver resolves every name to fixed addresses and counts lookups.
-type fakeResolver struct {
-	ips     []string
-	lookups atomic.Int32
-}
-
-func (r *fakeResolver) LookupHost(ctx context.Context, host string) ([]string, error) {
-	r.lookups.Add(1)
-	if host != "seeds.cluster.test" {
-		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-	}
-	return r.ips, nil
-}
-
-func TestDNSSeedCountsAsSeveralSeeds(t *testing.T) {
-	// Two members that do not know each other, on one port of two loopback
-	// addresses, both behind one name.
-	first := startMember(t, testConfig(t))
-	_, port, err := net.SplitHostPort(first.Addr())
-	require.NoError(t, err)
-	cfg := testConfig(t)
-	cfg.Addr = net.JoinHostPort("127.0.0.2", port)
-	second, err := NewWithConfig(cfg)
-	require.NoError(t, err)
-	if err := second.Start(); err != nil {
-		t.Skipf("cannot listen on 127.0.0.2:%s: %v", port, err)
-	}
-	t.Cleanup(second.Close)
-
-	res := &fakeResolver{ips: []string{"127.0.0.1", "127.0.0.2"}}
-	cfg = testConfig(t, net.JoinHostPort("seeds.cluster.test", port))
-	cfg.Resolver = res
-	joiner := startMember(t, cfg)
-
-	all := []*Gossip{first, second, joiner}
-	requireView(t, all, addrsOf(all...), converge, "joined through both addresses of the name")
-	assert.Positive(t, res.lookups.Load())
 }
 
 func TestPartitionedClusterRemergesAfterForgetting(t *testing.T) {
@@ -258,16 +167,6 @@ func TestCSignalsChanges(t *testing.T) {
 	}
 }
 
-func dataString(g *Gossip, addr string) string {
-	for _, m := range g.GetMembers() {
-		if m.Addr == addr {
-			s, _ := m.Data.(string)
-			return s
-		}
-	}
-	return ""
-}
-
 func TestRunReturnsAfterClose(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	g := New("127.0.0.1:0", "data", nil)
@@ -307,39 +206,6 @@ func TestRunWithBadAddressReturns(t *testing.T) {
 	}
 	err := newOrStart(t, Config{Addr: taken.Addr()})
 	assert.ErrorContains(t, err, "listen on "+taken.Addr())
-	g.Close()
-}
-
-// newOrStart returns the error of creating or starting a member with cfg.
-func newOrStart(t *testing.T, cfg Config) error {
-	cfg.Logger = quietLogger(t)
-	g, err := NewWithConfig(cfg)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	return g.Start()
-}
-
-func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{}, "Addr is required"},
-		{Config{Addr: "nope"}, "missing port"},
-		{Config{Addr: "127.0.0.1:0", Seeds: []string{"x"}}, `seed "x"`},
-		{Config{Addr: "127.0.0.1:0", Nfailures: -1}, "Nfailures"},
-		{Config{Addr: "127.0.0.1:0", MaxDataSize: 10, MaxMessageSize: 5}, "exceeds MaxMessageSize"},
-		{Config{Addr: "127.0.0.1:0", Data: make(chan int)}, "encode data"},
-	} {
-		err := newOrStart(t, tc.cfg)
-		assert.ErrorContains(t, err, tc.want, "%+v", tc.cfg)
-	}
-	g, err := NewWithConfig(Config{Addr: "127.0.0.1:0", Logger: quietLogger(t)})
-	require.NoError(t, err)
-	require.NoError(t, g.Start())
-	assert.ErrorIs(t, g.Start(), ErrStarted)
 	g.Close()
 }
 
@@ -455,23 +321,6 @@ func TestConcurrentJoinsSpreadAsRumors(t *testing.T) {
 	wg.Wait()
 	gs = append(gs, joiners...)
 	requireView(t, gs, addrsOf(gs...), converge, "joins spread as rumors")
-}
-
-func TestJoinerExchangesWithItsSeedAgain(t *testing.T) {
-	// With an hour between rounds, a joiner's first round is its only one:
-	// a full exchange with the seed, the data the seed asks for, then the
-	// follow-up exchange a moment later. The seed's rumor about the joiner
-	// has no one else to go to, so the seed serves exactly three requests.
-	slow := testConfig(t)
-	slow.GossipInterval = time.Hour
-	seed := startMember(t, slow)
-	slow.Seeds = []string{seed.Addr()}
-	joiner := startMember(t, slow)
-	requireView(t, []*Gossip{seed, joiner}, addrsOf(seed, joiner), converge, "joined")
-	require.Eventually(t, func() bool { return seed.Stats().MessagesReceived >= 3 }, converge, 5*time.Millisecond,
-		"the joiner exchanges with its seed again")
-	require.Never(t, func() bool { return seed.Stats().MessagesReceived > 3 }, 4*protocol.RumorGap(slow.GossipInterval), 5*time.Millisecond,
-		"one follow-up, no more")
 }
 
 func TestRumorPeersPreferOthers(t *testing.T) {

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"encoding/gob"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -275,4 +276,59 @@ func (g *Gossip) leftNews(addr string, hb, v int64) {
 		_, out, _ := s.HandleRequest(req, g.clock.Now())
 		return out
 	})
+}
+
+func init() { gob.Register(endpoint{}) }
+
+// endpoint is application data of a type registered with gob, as a user's
+// service descriptor would be.
+type endpoint struct {
+	Service string
+	URL     string
+	Tags    map[string]string
+}
+
+// converge is a generous bound for a small test cluster to converge: a few
+// hundred gossip rounds of testConfig's interval.
+const converge = 20 * time.Second
+
+// dataOf returns the URL of addr's endpoint data as g sees it, or nil.
+func dataOf(g *Gossip, addr string) any {
+	for _, m := range g.GetMembers() {
+		if ep, ok := m.Data.(endpoint); ok && m.Addr == addr {
+			return ep.URL
+		}
+	}
+	return nil
+}
+
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func dataString(g *Gossip, addr string) string {
+	for _, m := range g.GetMembers() {
+		if m.Addr == addr {
+			s, _ := m.Data.(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// newOrStart returns the error of creating or starting a member with cfg.
+func newOrStart(t *testing.T, cfg Config) error {
+	cfg.Logger = quietLogger(t)
+	g, err := NewWithConfig(cfg)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	return g.Start()
 }

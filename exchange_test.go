@@ -1,0 +1,85 @@
+package gossip
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gossipfd/gossip/internal/protocol"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAloneMemberJoinsSeedThatAppearsLater(t *testing.T) {
+	seed := freeAddr(t)
+	a := startMember(t, testConfig(t, seed))
+
+	// a runs alone and keeps trying the seed.
+	require.Eventually(t, func() bool {
+		return a.backoff(seed) >= 4*a.cfg.GossipInterval
+	}, converge, 10*time.Millisecond, "seed retried with backoff")
+	assert.Equal(t, []string{a.Addr()}, addrs(a.GetMembers()))
+
+	cfg := testConfig(t)
+	cfg.Addr = seed
+	b := startMember(t, cfg)
+	requireView(t, []*Gossip{a, b}, addrsOf(a, b), converge, "joined the late seed")
+}
+
+// fakeResolver resolves every name to fixed addresses and counts lookups.
+type fakeResolver struct {
+	ips     []string
+	lookups atomic.Int32
+}
+
+func (r *fakeResolver) LookupHost(ctx context.Context, host string) ([]string, error) {
+	r.lookups.Add(1)
+	if host != "seeds.cluster.test" {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return r.ips, nil
+}
+
+func TestDNSSeedCountsAsSeveralSeeds(t *testing.T) {
+	// Two members that do not know each other, on one port of two loopback
+	// addresses, both behind one name.
+	first := startMember(t, testConfig(t))
+	_, port, err := net.SplitHostPort(first.Addr())
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Addr = net.JoinHostPort("127.0.0.2", port)
+	second, err := NewWithConfig(cfg)
+	require.NoError(t, err)
+	if err := second.Start(); err != nil {
+		t.Skipf("cannot listen on 127.0.0.2:%s: %v", port, err)
+	}
+	t.Cleanup(second.Close)
+
+	res := &fakeResolver{ips: []string{"127.0.0.1", "127.0.0.2"}}
+	cfg = testConfig(t, net.JoinHostPort("seeds.cluster.test", port))
+	cfg.Resolver = res
+	joiner := startMember(t, cfg)
+
+	all := []*Gossip{first, second, joiner}
+	requireView(t, all, addrsOf(all...), converge, "joined through both addresses of the name")
+	assert.Positive(t, res.lookups.Load())
+}
+
+func TestJoinerExchangesWithItsSeedAgain(t *testing.T) {
+	// With an hour between rounds, a joiner's first round is its only one:
+	// a full exchange with the seed, the data the seed asks for, then the
+	// follow-up exchange a moment later. The seed's rumor about the joiner
+	// has no one else to go to, so the seed serves exactly three requests.
+	slow := testConfig(t)
+	slow.GossipInterval = time.Hour
+	seed := startMember(t, slow)
+	slow.Seeds = []string{seed.Addr()}
+	joiner := startMember(t, slow)
+	requireView(t, []*Gossip{seed, joiner}, addrsOf(seed, joiner), converge, "joined")
+	require.Eventually(t, func() bool { return seed.Stats().MessagesReceived >= 3 }, converge, 5*time.Millisecond,
+		"the joiner exchanges with its seed again")
+	require.Never(t, func() bool { return seed.Stats().MessagesReceived > 3 }, 4*protocol.RumorGap(slow.GossipInterval), 5*time.Millisecond,
+		"one follow-up, no more")
+}
