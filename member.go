@@ -45,7 +45,7 @@ func (g *Gossip) GetMembers() []Member {
 	g.mu.Lock()
 	if g.proto == nil || g.state != stateRunning {
 		g.mu.Unlock()
-		return nil
+		return []Member{}
 	}
 	out := g.proto.Sweep(now)
 	g.queueEvents(out)
