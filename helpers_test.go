@@ -227,7 +227,7 @@ func newShellMember(t *testing.T, clk Clock, addr string) *Gossip {
 // mergeEntries merges entries as a push from a peer (Receive), at the
 // member's clock.
 func (g *Gossip) mergeEntries(entries ...Entry) {
-	g.merging(func(s *protocol.State) protocol.Output { return s.Merge(entries, g.clock.Now()) })
+	g.merging(func(s *protocol.State, now time.Time) protocol.Output { return s.Merge(entries, now) })
 }
 
 // lookup returns the member's row for addr, or nil if it knows none.
@@ -272,8 +272,8 @@ func (g *Gossip) exchangeNow(ctx context.Context, addr string) error {
 // v, as a peer's request carries it.
 func (g *Gossip) leftNews(addr string, hb, v int64) {
 	req := ExchangeRequest{From: "10.0.0.99:7000", Partial: true, Left: protocol.AppendDigest(nil, addr, hb, v)}
-	g.merging(func(s *protocol.State) protocol.Output {
-		_, out, _ := s.HandleRequest(req, g.clock.Now())
+	g.merging(func(s *protocol.State, now time.Time) protocol.Output {
+		_, out, _ := s.HandleRequest(req, now)
 		return out
 	})
 }
@@ -331,4 +331,14 @@ func newOrStart(t *testing.T, cfg Config) error {
 	}
 	defer g.Close()
 	return g.Start()
+}
+
+// drain empties c and reports whether it held a signal.
+func drain(c chan bool) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -46,13 +46,14 @@ func (g *Gossip) Shutdown(ctx context.Context) error {
 	if err := g.close(); err != nil {
 		errs = multierror.Append(errs, err)
 	}
-	if errs.Len() == 1 {
+	switch {
+	case errs == nil:
+		return nil
+	case len(errs.Errors) == 1:
 		return errs.Errors[0]
 	}
-	if errs != nil {
-		errs.ErrorFormat = oneLine
-	}
-	return errs.ErrorOrNil()
+	errs.ErrorFormat = oneLine
+	return errs
 }
 
 // leave marks the member as left and tells its peers.
