@@ -3,12 +3,10 @@ package gossip
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/gob"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/rpc"
 	"os"
@@ -101,129 +99,11 @@ func FuzzServerCodec(f *testing.F) {
 	})
 }
 
-// fuzzAddrs are the addresses FuzzMerge picks from; one is the member's own.
-var fuzzAddrs = []string{selfAddr, "10.0.0.2:7000", "10.0.0.3:7000", "[::1]:7000", "10.0.0.4:7000", "10.0.0.5:7000", "no port", ""}
-
-// FuzzMerge applies arbitrary updates, clock steps and gossip rounds to a
-// member's table, driven by a fake clock. The input is a program: each op
-// byte is followed by its operands (see the switch). After every step the
-// table must hold at most MaxMembers entries, this member must be in it,
-// alive, with a positive heartbeat, a live member's heartbeat must not have
-// decreased, a dead member must come back only with a higher heartbeat, and
-// every live entry must be one a peer would accept.
-func FuzzMerge(f *testing.F) {
-	f.Fuzz(func(t *testing.T, prog []byte) {
-		clk := newFakeClock()
-		g := newFuzzMember(t, clk)
-		type seen struct {
-			hb    int64
-			alive bool
-		}
-		last := map[string]seen{}
-		snapshot := func() {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			clear(last)
-			for addr, e := range g.table.members {
-				last[addr] = seen{e.heartbeat, e.alive}
-			}
-		}
-		check := func(step int) {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			tb := &g.table
-			if n := len(tb.members); n > fuzzMaxMembers {
-				t.Fatalf("step %d: table holds %d members, MaxMembers %d", step, n, fuzzMaxMembers)
-			}
-			if tb.members[selfAddr] != tb.self || !tb.self.alive || tb.self.heartbeat <= 0 {
-				t.Fatalf("step %d: self entry lost, dead or with heartbeat %d", step, tb.self.heartbeat)
-			}
-			live := 0
-			for _, e := range tb.members {
-				if e.alive {
-					live++
-				}
-			}
-			if live != tb.liveCount() {
-				t.Fatalf("step %d: %d live entries, liveCount %d", step, live, tb.liveCount())
-			}
-			for addr, e := range tb.members {
-				was, ok := last[addr]
-				switch {
-				case !e.alive || !ok:
-				case was.alive && e.heartbeat < was.hb:
-					t.Fatalf("step %d: heartbeat of live %s went from %d down to %d", step, addr, was.hb, e.heartbeat)
-				case !was.alive && e.heartbeat <= was.hb:
-					t.Fatalf("step %d: dead %s came back with heartbeat %d, not above %d", step, addr, e.heartbeat, was.hb)
-				}
-				if e.alive {
-					if reason := g.checkEntry(e.withData()); reason != "" {
-						t.Fatalf("step %d: live entry %s would be refused by peers: %s", step, addr, reason)
-					}
-				}
-			}
-		}
-		r := bytes.NewReader(prog)
-		next := func() byte { b, _ := r.ReadByte(); return b }
-		addr := func() string {
-			b := next()
-			if b < 0xf0 {
-				return fuzzAddrs[int(b)%len(fuzzAddrs)]
-			}
-			s := make([]byte, b&0x0f)
-			r.Read(s)
-			return string(s)
-		}
-		for step := 0; r.Len() > 0 && step < 1000; step++ {
-			snapshot()
-			switch op := next(); op % 6 {
-			case 0: // merge an entry with an absolute heartbeat and data
-				a := addr()
-				var hb [8]byte
-				r.Read(hb[:])
-				var v [8]byte
-				r.Read(v[:])
-				data := make([]byte, next())
-				r.Read(data)
-				g.mergeAt(Entry{Addr: a, Heartbeat: int64(binary.BigEndian.Uint64(hb[:])), Version: int64(binary.BigEndian.Uint64(v[:])), WithData: true, Data: data})
-			case 1: // merge an entry a little above (or below) what we hold
-				a := addr()
-				d := int64(int8(next()))
-				var hb, v int64
-				if e := g.entryOf(a); e != nil {
-					hb, v = e.heartbeat, e.version
-				}
-				g.mergeAt(Entry{Addr: a, Heartbeat: hb + d, Version: v})
-			case 2: // time passes
-				clk.Advance(time.Duration(next()) * 100 * time.Millisecond)
-			case 3: // a gossip round's own part: count up, apply the rules
-				g.mu.Lock()
-				g.table.self.heartbeat++
-				g.table.self.lastRise = clk.Now()
-				g.sweepLocked(clk.Now())
-				g.mu.Unlock()
-			case 4: // the application changes its data
-				g.UpdateData(strconv.Itoa(int(next())))
-			case 5: // a raw digest
-				d := make([]byte, next())
-				r.Read(d)
-				g.mu.Lock()
-				g.mergeUpdateLocked(d, nil, clk.Now(), true)
-				g.mu.Unlock()
-			}
-			check(step)
-		}
-		ms := g.GetMembers()
-		require.NotEmpty(t, ms, "GetMembers lists this member")
-	})
-}
-
 // TestWriteFuzzSeeds writes the generated seed corpora when run with
 // -write-fuzz-seeds; otherwise it checks that they are there.
 func TestWriteFuzzSeeds(t *testing.T) {
 	for name, seeds := range map[string]map[string][]byte{
 		"FuzzServerCodec": codecSeeds(t),
-		"FuzzMerge":       mergeSeeds(),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)
 		for seed, in := range seeds {
@@ -282,27 +162,4 @@ func flip(b []byte, i int, x byte) []byte {
 	c := append([]byte(nil), b...)
 	c[i%len(c)] ^= x
 	return c
-}
-
-// mergeSeeds are FuzzMerge programs: ordinary gossip, a failure and a
-// return, a flood, and hostile heartbeats.
-func mergeSeeds() map[string][]byte {
-	abs := func(addr byte, hb int64, data ...byte) []byte {
-		b := []byte{0, addr}
-		b = binary.BigEndian.AppendUint64(b, uint64(hb))
-		return append(append(b, byte(len(data))), data...)
-	}
-	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-	start := time.Unix(1_700_000_000, 0).UnixMicro()
-	return map[string][]byte{
-		"gossip":      cat(abs(1, start), abs(2, start+5, 'x'), []byte{1, 1, 1, 2, 10, 3, 1, 2, 1}),
-		"fail-return": cat(abs(1, 100), []byte{2, 255, 3, 2, 255, 3}, abs(1, start+1<<40), []byte{3}),
-		"flood": cat(abs(1, 9), abs(2, 9), abs(3, 9), abs(4, 9), abs(5, 9),
-			[]byte{0, 0xf9, '1', '.', '2', '.', '3', '.', '4', ':', '5'}, make([]byte, 9)),
-		"self-huge":  cat(abs(0, math.MaxInt64), []byte{3, 4, 7}),
-		"peer-huge":  cat(abs(1, start), abs(1, 1<<62), []byte{1, 1, 1}),
-		"peer-max":   cat(abs(1, math.MaxInt64), []byte{2, 70, 3}, abs(1, 5)),
-		"bad-inputs": cat(abs(6, 5), abs(7, 5), abs(1, -5), abs(1, 0), abs(2, 5, make([]byte, 100)...)),
-		"empty":      {},
-	}
 }

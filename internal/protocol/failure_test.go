@@ -1,0 +1,284 @@
+package protocol
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSpreadRounds(t *testing.T) {
+	for _, tc := range []struct{ n, want int }{
+		{0, 1}, {1, 1}, {2, 2}, {3, 3}, {4, 3}, {5, 4}, {32, 6}, {33, 7}, {1000, 11}, {1024, 11}, {1025, 12},
+	} {
+		if got := SpreadRounds(tc.n); got != tc.want {
+			t.Errorf("SpreadRounds(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestFailureTime(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{1, 3 * time.Second},
+		{2, 6 * time.Second},
+		{3, 9 * time.Second},
+		{4, 9 * time.Second},
+		{5, 12 * time.Second},
+		{32, 18 * time.Second},
+		{33, 21 * time.Second},
+		{1000, 33 * time.Second},
+		{1024, 33 * time.Second},
+	} {
+		if got := FailureTime(tc.n, time.Second, 3); got != tc.want {
+			t.Errorf("FailureTime(n=%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+	if got, want := CleanupTime(9*time.Second), 18*time.Second; got != want {
+		t.Errorf("CleanupTime(9s) = %v, want %v", got, want)
+	}
+}
+
+func TestFailureTimeScalesWithObservedClusterSize(t *testing.T) {
+	m := newMember(t)
+	assert.Equal(t, 3*time.Second, m.FailureTime(), "alone")
+	for i := 0; i < 31; i++ {
+		m.mergeAt(Entry{Addr: "10.0.1." + string(rune('a'+i)) + ":1", Heartbeat: 1, WithData: true})
+	}
+	assert.Equal(t, 18*time.Second, m.FailureTime(), "32 members")
+}
+
+func TestFalseReportProbability(t *testing.T) {
+	for _, tc := range []struct {
+		n        int
+		loss     float64
+		min, max float64
+	}{
+		{32, 0, 0, 0},
+		{1, 0.5, 0, 0},
+		{32, 0.1, 1e-12, 1e-10},
+		{32, 0.5, 0.01, 1},
+		{1000, 0.1, 1e-25, 1e-15},
+		{8, 1, 1, 1},
+	} {
+		got := FalseReportProbability(tc.n, tc.loss, 3)
+		if got < tc.min || got > tc.max {
+			t.Errorf("FalseReportProbability(n=%d, loss=%v) = %g, want within [%g, %g]", tc.n, tc.loss, got, tc.min, tc.max)
+		}
+	}
+	assert.Less(t, FalseReportProbability(32, 0.1, 4), FalseReportProbability(32, 0.1, 3), "more Nfailures, fewer false reports")
+	assert.Less(t, FalseReportProbability(32, 0.05, 3), FalseReportProbability(32, 0.1, 3), "less loss, fewer false reports")
+}
+
+func TestTargetRounds(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want int
+	}{{32, 15}, {128, 18}, {1000, 22}} {
+		got := TargetRounds(tc.n, 0.1, 1e-6)
+		assert.Equal(t, tc.want, got, "TargetRounds(n=%d)", tc.n)
+		// The bound holds at the rounds chosen and not at one fewer.
+		miss := float64(got - SpreadRounds(tc.n))
+		q := MissProbability(tc.n, 0.1)
+		nn := float64(tc.n * (tc.n - 1))
+		assert.LessOrEqual(t, nn*math.Pow(q, miss), 1e-6)
+		assert.Greater(t, nn*math.Pow(q, miss-1), 1e-6)
+	}
+	assert.Equal(t, SpreadRounds(5)+1, TargetRounds(5, 0, 1e-6), "no loss: one round beyond the spread")
+	assert.Equal(t, SpreadRounds(1)+1, TargetRounds(1, 0.1, 1e-6), "alone: one round beyond the spread")
+
+	m := newMember(t, func(c *Config) { c.FalseReportTarget = 1e-6 })
+	assert.Equal(t, time.Duration(TargetRounds(1, 0.1, 1e-6))*time.Second, m.FailureTime())
+	m.join(t, 31)
+	assert.Equal(t, 15*time.Second, m.FailureTime(), "32 members at 10%% loss")
+}
+
+func TestFailureAndCleanup(t *testing.T) {
+	m := newMember(t)
+	p, other := peer(0), peer(1)
+	m.mergeAt(Entry{Addr: p, Heartbeat: 50, WithData: true}, Entry{Addr: other, Heartbeat: 70, WithData: true})
+	tfail := m.FailureTime()
+	require.Equal(t, FailureTime(3, time.Second, 3), tfail)
+
+	// other keeps beating; p falls silent. step returns what the merges
+	// and a sweep at the end gave.
+	step := func(d time.Duration) Output {
+		var all Output
+		for end := m.now.Add(d); m.now.Before(end); {
+			m.advance(time.Second)
+			out := m.mergeAt(Entry{Addr: other, Heartbeat: m.entryOf(other).heartbeat + 1, WithData: true})
+			all.Changed = all.Changed || out.Changed
+			all.Events = append(all.Events, out.Events...)
+		}
+		out := m.Sweep(m.now)
+		all.Changed = all.Changed || out.Changed
+		all.Events = append(all.Events, out.Events...)
+		return all
+	}
+	out := step(tfail)
+	assert.Equal(t, []string{selfAddr, p, other}, m.liveAddrs(), "alive for FailureTime")
+	assert.False(t, out.Changed)
+	assert.Empty(t, out.Events)
+
+	out = step(time.Second)
+	assert.Equal(t, []string{selfAddr, other}, m.liveAddrs(), "dead once silent for longer than FailureTime")
+	assert.True(t, out.Changed, "a failure is a change")
+	require.Len(t, out.Events, 1)
+	assert.Equal(t, Event{Type: Failed, Addr: p, Heartbeat: 50, Time: m.now}, out.Events[0])
+	require.NotNil(t, m.entryOf(p), "the dead member is remembered")
+	_, st := m.Lookup(p)
+	assert.Equal(t, Dead, st)
+	alive, failed, left := m.Counts()
+	assert.Equal(t, [3]int{2, 1, 0}, [3]int{alive, failed, left}, "Counts()")
+
+	// Stale gossip, even slightly newer than ours, does not bring it back.
+	assert.False(t, m.mergeAt(Entry{Addr: p, Heartbeat: 51, WithData: true}).Changed)
+	assert.False(t, m.mergeAt(Entry{Addr: p, Heartbeat: 50 + m.reviveMargin(), WithData: true}).Changed)
+	assert.Empty(t, m.wantAt(t, Entry{Addr: p, Heartbeat: 50 + m.reviveMargin(), Version: 50 + m.reviveMargin()}), "nor is its data asked for")
+	assert.Equal(t, []string{selfAddr, other}, m.liveAddrs())
+
+	// Forgotten after the cleanup time: memory is released.
+	step(CleanupTime(m.FailureTime()))
+	require.NotNil(t, m.entryOf(p), "remembered for the whole cleanup time")
+	out = step(time.Second)
+	assert.Nil(t, m.entryOf(p), "forgotten after the cleanup time")
+	assert.Empty(t, out.Events, "forgetting is no event")
+	_, st = m.Lookup(p)
+	assert.Equal(t, Unknown, st)
+}
+
+func TestRestartedMemberComesBackAtOnce(t *testing.T) {
+	m := newMember(t)
+	p := peer(0)
+	m.mergeAt(Entry{Addr: p, Heartbeat: m.now.UnixMicro(), WithData: true})
+	m.advance(m.FailureTime() + time.Second)
+	m.Sweep(m.now)
+	require.Equal(t, []string{selfAddr}, m.liveAddrs())
+
+	// The member restarts: its heartbeat starts at the clock in
+	// microseconds. Without its data it is asked for.
+	hb := m.now.UnixMicro()
+	assert.Equal(t, []string{p}, m.wantAt(t, Entry{Addr: p, Heartbeat: hb, Version: hb}))
+	require.Equal(t, []string{selfAddr}, m.liveAddrs(), "not back before its data")
+	out := m.mergeAt(full(p, hb, hb, "reborn"))
+	assert.True(t, out.Changed)
+	assert.Equal(t, []string{"rejoined " + p}, eventsOf(out))
+	assert.True(t, out.Rumors, "a return is news")
+	require.Equal(t, []string{selfAddr, p}, m.liveAddrs())
+	r, st := m.Lookup(p)
+	assert.Equal(t, Alive, st)
+	assert.Equal(t, "reborn", string(r.Data))
+
+	// Back with the same data version it had: the data it had stays.
+	m.advance(m.FailureTime() + time.Second)
+	m.Sweep(m.now)
+	hb2 := m.now.UnixMicro()
+	out = m.mergeAt(Entry{Addr: p, Heartbeat: hb2, Version: hb})
+	assert.Equal(t, []string{"rejoined " + p}, eventsOf(out))
+	r, _ = m.Lookup(p)
+	assert.Equal(t, "reborn", string(r.Data))
+	assert.Equal(t, hb2, r.Heartbeat)
+}
+
+func TestReviveMargin(t *testing.T) {
+	for _, n := range []int{1, 2, 8, 33} {
+		m := newMember(t)
+		if n > 1 {
+			m.join(t, n-1)
+		}
+		want := int64(2 * FailureTime(n, time.Second, 3) / time.Second)
+		if got := m.reviveMargin(); got != want {
+			t.Errorf("reviveMargin(n=%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// TestSweep applies the failure rules to a member with two peers, one
+// beating and one silent since t0, at times around its failure and cleanup
+// times.
+func TestSweep(t *testing.T) {
+	tfail := FailureTime(3, time.Second, 3)
+	for _, tc := range []struct {
+		name       string
+		at         []time.Duration // sweeps, from t0
+		running    bool
+		wantEvents []string
+		wantCounts [3]int
+	}{
+		{"before the failure time", []time.Duration{tfail}, true, nil, [3]int{3, 0, 0}},
+		{"past the failure time", []time.Duration{tfail + time.Nanosecond}, true, []string{"failed " + peer(0)}, [3]int{2, 1, 0}},
+		{"left", []time.Duration{tfail + time.Hour}, false, nil, [3]int{2, 0, 1}},
+		{"within the cleanup time", []time.Duration{tfail + time.Second, tfail + time.Second + CleanupTime(FailureTime(2, time.Second, 3))}, true, []string{"failed " + peer(0)}, [3]int{2, 1, 0}},
+		{"past the cleanup time", []time.Duration{tfail + time.Second, tfail + time.Second + CleanupTime(FailureTime(2, time.Second, 3)) + time.Nanosecond}, true, []string{"failed " + peer(0)}, [3]int{2, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMember(t)
+			m.join(t, 2)
+			m.retry[peer(0)] = &retryState{delay: time.Second}
+			if !tc.running {
+				m.Leave(m.now)
+			}
+			var events []string
+			for _, at := range tc.at {
+				// peer(1) keeps beating.
+				m.now = t0.Add(at)
+				m.mergeAt(Entry{Addr: peer(1), Heartbeat: 100 + int64(at/time.Millisecond), Version: 100})
+				events = append(events, eventsOf(m.Sweep(m.now))...)
+			}
+			assert.Equal(t, tc.wantEvents, events)
+			alive, failed, left := m.Counts()
+			if got := [3]int{alive, failed, left}; got != tc.wantCounts {
+				t.Errorf("Counts() = %v, want %v", got, tc.wantCounts)
+			}
+			if tc.wantCounts[1] == 0 && len(tc.wantEvents) > 0 {
+				assert.Zero(t, m.Backoff(peer(0)), "a forgotten member is contacted no more")
+			}
+		})
+	}
+}
+
+func TestSweepForgetsMembersThatLeft(t *testing.T) {
+	m := newMember(t)
+	m.join(t, 2)
+	m.leftAt(t, peer(0), 101, 100)
+	_, st := m.Lookup(peer(0))
+	require.Equal(t, Gone, st)
+	// The cleanup time is counted from the leave at the failure time of
+	// the member left alone with peer(1) (which keeps beating).
+	cleanup := CleanupTime(FailureTime(2, time.Second, 3))
+	for _, d := range []time.Duration{cleanup / 2, cleanup} {
+		m.now = t0.Add(d)
+		m.mergeAt(Entry{Addr: peer(1), Heartbeat: 100 + int64(d/time.Second), Version: 100})
+		assert.Empty(t, m.Sweep(m.now).Events, "at %v", d)
+		_, st = m.Lookup(peer(0))
+		assert.Equal(t, Gone, st, "remembered as left at %v: not failed", d)
+	}
+	m.advance(time.Nanosecond)
+	m.Sweep(m.now)
+	_, st = m.Lookup(peer(0))
+	assert.Equal(t, Unknown, st, "forgotten after the cleanup time")
+}
+
+func TestMissProbability(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		loss float64
+		want float64
+	}{
+		{2, 0, 0},
+		{2, 1, 1},
+		{2, 0.5, 0.75 * 0.5},
+	} {
+		if got := MissProbability(tc.n, tc.loss); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("MissProbability(%d, %v) = %v, want %v", tc.n, tc.loss, got, tc.want)
+		}
+	}
+	// Large n: the factor tends to exp(-(1-p)).
+	got, want := MissProbability(1_000_000, 0.1), (1-0.81)*math.Exp(-0.9)
+	assert.InDelta(t, want, got, 1e-6, fmt.Sprintf("MissProbability(1e6, 0.1) = %v, want about %v", got, want))
+}
