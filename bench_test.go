@@ -9,20 +9,18 @@ import (
 func benchMember(b *testing.B, n int) *Gossip {
 	b.Helper()
 	clk := newFakeClock()
-	g, err := NewWithConfig(Config{Addr: selfAddr, Clock: clk, Logger: quietLogger(b), MaxMembers: 2 * n})
+	g, err := NewWithConfig(Config{Addr: unitAddr, Clock: clk, Logger: quietLogger(b), MaxMembers: 2 * n})
 	if err != nil {
 		b.Fatal(err)
 	}
-	g.mu.Lock()
-	g.becomeLocked(selfAddr)
-	g.mu.Unlock()
+	g.startShell(unitAddr)
 	d, _ := encodeData("http://10.0.0.1:8080/service", DefaultMaxDataSize)
 	hb := clk.Now().UnixMicro()
 	var es []Entry
 	for i := 1; i < n; i++ {
 		es = append(es, Entry{Addr: fmt.Sprintf("10.1.%d.%d:7946", i/256, i%256), Heartbeat: hb, Version: hb, WithData: true, Data: d})
 	}
-	g.mergeAt(es...)
+	g.mergeEntries(es...)
 	return g
 }
 

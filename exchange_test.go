@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"net"
+	"net/rpc"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,4 +83,18 @@ func TestJoinerExchangesWithItsSeedAgain(t *testing.T) {
 		"the joiner exchanges with its seed again")
 	require.Never(t, func() bool { return seed.Stats().MessagesReceived > 3 }, 4*protocol.RumorGap(slow.GossipInterval), 5*time.Millisecond,
 		"one follow-up, no more")
+}
+
+func TestExchangeWithMalformedDigestIsRefused(t *testing.T) {
+	gs := startCluster(t, 2, nil)
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+	c, err := rpc.Dial("tcp", gs[0].Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	err = c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Digest: []byte{0x05, 'a'}}, &ExchangeResponse{})
+	assert.ErrorContains(t, err, "malformed digest")
+	// The connection and the member carry on.
+	var resp GetMembersResponse
+	require.NoError(t, c.Call("Gossip.GetMembers", GetMembersRequest{}, &resp))
+	assert.Len(t, resp.Members, 2)
 }

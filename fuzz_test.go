@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,12 +30,12 @@ import (
 
 var writeFuzzSeeds = flag.Bool("write-fuzz-seeds", false, "write the generated fuzz seed corpora to testdata/fuzz")
 
-// newFuzzMember is a unit member (see newUnitMember) with small limits, so
-// that the fuzzer reaches them.
+// newFuzzMember is a member with no network (see newShellMember) with small
+// limits, so that the fuzzer reaches them.
 func newFuzzMember(t *testing.T, clk Clock) *Gossip {
 	t.Helper()
 	g, err := NewWithConfig(Config{
-		Addr:           selfAddr,
+		Addr:           unitAddr,
 		GossipInterval: time.Second,
 		RPCTimeout:     time.Second,
 		MaxMembers:     fuzzMaxMembers,
@@ -44,9 +45,7 @@ func newFuzzMember(t *testing.T, clk Clock) *Gossip {
 		Logger:         quietLogger(t),
 	})
 	require.NoError(t, err)
-	g.mu.Lock()
-	g.becomeLocked(selfAddr)
-	g.mu.Unlock()
+	g.startShell(unitAddr)
 	return g
 }
 
@@ -91,10 +90,8 @@ func FuzzServerCodec(f *testing.F) {
 		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 			t.Errorf("serving %d bytes allocated %d bytes", len(in), alloc)
 		}
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if n := len(g.table.members); n > fuzzMaxMembers {
-			t.Errorf("table holds %d members, MaxMembers %d", n, fuzzMaxMembers)
+		if st := g.Stats(); st.Alive+st.Failed+st.Left > fuzzMaxMembers {
+			t.Errorf("table holds %d members, MaxMembers %d", st.Alive+st.Failed+st.Left, fuzzMaxMembers)
 		}
 	})
 }
@@ -135,10 +132,10 @@ func codecSeeds(t *testing.T) map[string][]byte {
 		}
 		return buf.Bytes()
 	}
-	exchange := ExchangeRequest{From: "10.0.0.9:7000", Digest: appendDigest(nil, "10.0.0.3:7000", 77, 70), Members: []Entry{
+	exchange := ExchangeRequest{From: "10.0.0.9:7000", Digest: protocol.AppendDigest(nil, "10.0.0.3:7000", 77, 70), Members: []Entry{
 		{Addr: "10.0.0.9:7000", Heartbeat: 1_700_000_000_000_000, WithData: true, Data: []byte{1, 2, 3}},
 		{Addr: "10.0.0.2:7000", Heartbeat: 42, WithData: true},
-		{Addr: selfAddr, Heartbeat: 1 << 62},
+		{Addr: unitAddr, Heartbeat: 1 << 62},
 	}}
 	valid := stream("Gossip.Exchange", exchange)
 	return map[string][]byte{

@@ -216,12 +216,25 @@ func newShellMember(t *testing.T, clk Clock, addr string) *Gossip {
 	t.Helper()
 	g, err := NewWithConfig(Config{Addr: addr, GossipInterval: time.Second, Clock: clk, Logger: quietLogger(t)})
 	require.NoError(t, err)
+	g.startShell(addr)
+	return g
+}
+
+// startShell starts g's state machine at addr, and nothing else.
+func (g *Gossip) startShell(addr string) {
 	g.mu.Lock()
 	g.proto = protocol.New(g.protocolConfig(testing.Verbose()), rand.New(rand.NewPCG(1, 2)), g.data)
 	g.proto.Start(addr, g.clock.Now())
 	g.state = stateRunning
 	g.mu.Unlock()
-	return g
+}
+
+// status returns what the member's table says of addr.
+func (g *Gossip) status(addr string) protocol.Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, st := g.proto.Lookup(addr)
+	return st
 }
 
 // mergeEntries merges entries as a push from a peer (Receive), at the

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -24,17 +25,17 @@ func TestForgedHugeHeartbeatDoesNotKillItsMember(t *testing.T) {
 	c, err := rpc.Dial("tcp", gs[0].Addr())
 	require.NoError(t, err)
 	defer c.Close()
-	forged := time.Now().Add(maxHeartbeatLead).UnixMicro() // the highest heartbeat gs[0] accepts
+	forged := time.Now().Add(protocol.MaxHeartbeatLead).UnixMicro() // the highest heartbeat gs[0] accepts
 	for _, hb := range []int64{math.MaxInt64, forged} {
 		req := ExchangeRequest{From: "10.9.9.9:1", Members: []Entry{{Addr: m.Addr(), Heartbeat: hb, WithData: true}}}
 		require.NoError(t, c.Call("Gossip.Exchange", req, &ExchangeResponse{}))
 	}
-	e := gs[0].entryOf(m.Addr())
+	e := gs[0].lookup(m.Addr())
 	require.NotNil(t, e)
-	require.GreaterOrEqual(t, e.heartbeat, forged, "the forged heartbeat was taken")
+	require.GreaterOrEqual(t, e.Heartbeat, forged, "the forged heartbeat was taken")
 	require.Eventually(t, func() bool {
 		for _, g := range gs {
-			if e := g.entryOf(m.Addr()); e == nil || e.heartbeat <= forged {
+			if e := g.lookup(m.Addr()); e == nil || e.Heartbeat <= forged {
 				return false
 			}
 		}

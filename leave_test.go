@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,9 +40,7 @@ func TestLeaveIsSeenByAllSoonerThanFailure(t *testing.T) {
 	require.NoError(t, leaver.Shutdown(ctx))
 	left := dropTime(t, rest, leaver.Addr(), start, converge)
 	for _, g := range rest {
-		e := g.entryOf(leaver.Addr())
-		require.NotNil(t, e, "%s remembers the leaver", g.Addr())
-		assert.True(t, e.left, "%s records it as left, not failed", g.Addr())
+		assert.Equal(t, protocol.Gone, g.status(leaver.Addr()), "%s remembers the leaver as left, not failed", g.Addr())
 	}
 
 	victim, rest := gs[6], gs[:6]
@@ -70,25 +69,30 @@ func TestRestartAfterLeaveJoinsAgain(t *testing.T) {
 	requireView(t, all, addrsOf(all...), converge, "the restarted member joins again")
 }
 
-func TestLeaveErrors(t *testing.T) {
+func TestShutdownErrors(t *testing.T) {
 	ctx := context.Background()
 	g, err := NewWithConfig(testConfig(t))
 	require.NoError(t, err)
-	assert.NoError(t, g.Leave(ctx), "a member never started has no one to tell")
+	assert.NoError(t, g.Shutdown(ctx), "a member never started has no one to tell")
+	assert.ErrorIs(t, g.Start(), ErrClosed, "and is closed")
+	g, err = NewWithConfig(testConfig(t))
+	require.NoError(t, err)
 	require.NoError(t, g.Start())
-	assert.NoError(t, g.Leave(ctx), "a member alone has no one to tell")
-	g.Close()
-	assert.ErrorIs(t, g.Leave(ctx), ErrClosed)
+	assert.NoError(t, g.Shutdown(ctx), "a member alone has no one to tell")
+	assert.ErrorIs(t, g.Shutdown(ctx), ErrClosed)
 
-	// Peers that are gone: Leave gives up when ctx ends, and says so.
+	// Peers that are gone: the leave gives up when ctx ends, says so on
+	// one line, and the member is closed all the same.
 	gs := startCluster(t, 3, nil)
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
 	gs[1].Close()
 	gs[2].Close()
 	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	err = gs[0].Leave(ctx)
+	err = gs[0].Shutdown(ctx)
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, ErrClosed), "got %v", err)
 	assert.Contains(t, err.Error(), "leave reached 0 of 2 peers")
+	assert.NotContains(t, err.Error(), "\n", "one line")
+	<-gs[0].Done()
 }

@@ -5,47 +5,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
-const selfAddr = "10.0.0.1:7000"
-
-// newUnitMember returns a member that believes it runs at selfAddr, with no
-// network and a fake clock: the rules are driven by calling merge and sweep.
-func newUnitMember(t *testing.T, clk *fakeClock) *Gossip {
-	t.Helper()
-	g, err := NewWithConfig(Config{Addr: selfAddr, GossipInterval: time.Second, Clock: clk, Logger: quietLogger(t)})
-	require.NoError(t, err)
-	g.mu.Lock()
-	g.becomeLocked(selfAddr)
-	g.mu.Unlock()
-	return g
-}
-
-// mergeAt merges entries at the fake clock's time and signals C as the
-// protocol's callers of mergeLocked do.
-func (g *Gossip) mergeAt(entries ...Entry) bool {
-	g.mu.Lock()
-	changed, _ := g.mergeLocked(entries, g.clock.Now())
-	g.mu.Unlock()
-	if changed {
-		g.notify()
-	}
-	return changed
-}
-
-func (g *Gossip) entryOf(addr string) *entry {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if e := g.table.members[addr]; e != nil {
-		c := *e
-		return &c
-	}
-	return nil
-}
-
 func TestNotifyNeverBlocks(t *testing.T) {
-	g := newUnitMember(t, newFakeClock())
+	g := newShellMember(t, newFakeClock(), unitAddr)
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < 1000; i++ {

@@ -134,7 +134,7 @@ func FuzzMerge(f *testing.F) {
 			if tb.members[selfAddr] != tb.self || tb.self.heartbeat <= 0 || tb.self.alive != m.Running() {
 				t.Fatalf("step %d: self entry lost, with heartbeat %d, or alive %v while running %v", step, tb.self.heartbeat, tb.self.alive, m.Running())
 			}
-			if highest := m.now.Add(maxHeartbeatLead).UnixMicro() + int64(step) + 1; tb.self.heartbeat > highest {
+			if highest := m.now.Add(MaxHeartbeatLead).UnixMicro() + int64(step) + 1; tb.self.heartbeat > highest {
 				t.Fatalf("step %d: own heartbeat %d beyond %d", step, tb.self.heartbeat, highest)
 			}
 			if len(m.rumors) > fuzzMaxMembers {

@@ -164,7 +164,7 @@ func (s *State) checkEntry(u Entry, now time.Time) string {
 	if !u.WithData && len(u.Data) > 0 {
 		return "data without WithData"
 	}
-	if u.Heartbeat > now.Add(maxHeartbeatLead).UnixMicro() {
+	if u.Heartbeat > now.Add(MaxHeartbeatLead).UnixMicro() {
 		return "heartbeat too far ahead of the clock"
 	}
 	if len(u.Data) > s.cfg.MaxDataSize {
@@ -173,8 +173,8 @@ func (s *State) checkEntry(u Entry, now time.Time) string {
 	return ""
 }
 
-// maxHeartbeatLead bounds how far ahead of the local clock, in microseconds,
+// MaxHeartbeatLead bounds how far ahead of the local clock, in microseconds,
 // a received heartbeat may be (heartbeats start at a member's start time in
 // microseconds and count one per round). It leaves room for clocks that
 // disagree, and keeps forged heartbeats far from overflowing.
-const maxHeartbeatLead = 365 * 24 * time.Hour
+const MaxHeartbeatLead = 365 * 24 * time.Hour

@@ -49,7 +49,7 @@ func TestMergeKeepsHigherHeartbeatAndItsData(t *testing.T) {
 
 func TestMergeIgnoresInvalidEntries(t *testing.T) {
 	big := make([]byte, testConfig().MaxDataSize+1)
-	ahead := t0.Add(maxHeartbeatLead).UnixMicro() + 1
+	ahead := t0.Add(MaxHeartbeatLead).UnixMicro() + 1
 	for _, tc := range []struct {
 		name   string
 		e      Entry
@@ -85,7 +85,7 @@ func TestMergeIgnoresInvalidEntries(t *testing.T) {
 }
 
 func TestMergeLeftIgnoresInvalidRecords(t *testing.T) {
-	ahead := t0.Add(maxHeartbeatLead).UnixMicro() + 1
+	ahead := t0.Add(MaxHeartbeatLead).UnixMicro() + 1
 	for _, tc := range []struct {
 		name   string
 		addr   string
@@ -197,7 +197,7 @@ func TestMergeAsksForDataItLacks(t *testing.T) {
 func TestForgedHeartbeatAboutSelf(t *testing.T) {
 	m := newMember(t)
 	own := m.self().heartbeat
-	highest := m.now.Add(maxHeartbeatLead).UnixMicro()
+	highest := m.now.Add(MaxHeartbeatLead).UnixMicro()
 
 	for _, hb := range []int64{math.MaxInt64, math.MaxInt64 - 1, highest + 1, 1 << 62} {
 		m.mergeAt(Entry{Addr: selfAddr, Heartbeat: hb})
