@@ -55,12 +55,12 @@ type counters struct {
 func parseCounters(v any) (*counters, error) {
 	resp, ok := v.(Struct)
 	if !ok {
-		return nil, fmt.Errorf("Stats answer is a %T, not a struct", v)
+		return nil, fmt.Errorf("the Stats answer is a %T, not a struct", v)
 	}
 	sv, _ := resp.Get("Stats")
 	s, ok := sv.(Struct)
 	if !ok {
-		return nil, fmt.Errorf("Stats answer holds a %T, not a struct", sv)
+		return nil, fmt.Errorf("the Stats answer holds a %T, not a struct", sv)
 	}
 	var c counters
 	i := func(name string) int64 {
