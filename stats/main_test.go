@@ -274,9 +274,12 @@ func TestNotGossip(t *testing.T) {
 	defer web.Close()
 
 	// A web server that answers before reading anything: the answer is
-	// taken for HTTP whatever made it.
+	// taken for HTTP whatever made it. It reads the request before it
+	// closes, as closing with the request unread would reset the
+	// connection, and the answer with it.
 	eager := listen(t, func(c net.Conn) {
 		c.Write([]byte("HTTP/1.0 503 Service Unavailable\r\n\r\n"))
+		io.Copy(io.Discard, c)
 	})
 	garbage := listen(t, func(c net.Conn) {
 		c.Write([]byte("\x05hello garbage that is not gob at all\xff\xff\xff"))

@@ -112,6 +112,7 @@ type rawCodec struct {
 	dec  *Decoder
 	enc  *gob.Encoder
 	wbuf *bufio.Writer
+	http atomic.Pointer[httpAnswer] // an HTTP answer read, if any
 }
 
 func newRawCodec(conn net.Conn) *rawCodec {
@@ -138,7 +139,9 @@ func (c *rawCodec) WriteRequest(r *rpc.Request, body any) error {
 func (c *rawCodec) ReadResponseHeader(r *rpc.Response) error {
 	if b, err := c.rbuf.Peek(len("HTTP/")); err == nil && string(b) == "HTTP/" {
 		line, _ := c.rbuf.ReadSlice('\n') // the status line, or the buffer's worth
-		return httpAnswer{status: strings.TrimSpace(string(line))}
+		h := httpAnswer{status: strings.TrimSpace(string(line))}
+		c.http.Store(&h)
+		return h
 	}
 	v, err := c.dec.Decode()
 	if err != nil {
@@ -173,6 +176,16 @@ func (c *rawCodec) ReadResponseBody(body any) error {
 }
 
 func (c *rawCodec) Close() error { return c.conn.Close() }
+
+// httpAnswer returns the HTTP answer read, or nil. An answer that came
+// before the request was sent fails the call with rpc.ErrShutdown, not
+// with the answer.
+func (c *rawCodec) httpAnswer() error {
+	if h := c.http.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
 
 // query calls Gossip.GetMembers on addr, with TLS if o.tls is not nil,
 // giving up after o.timeout, dial and TLS handshake included. It never
@@ -226,7 +239,8 @@ func callGetMembers(ctx context.Context, addr string, timeout time.Duration, tls
 		return nil, nil, nil, err
 	}
 	counted := &readCounter{Conn: raw}
-	c := rpc.NewClientWithCodec(newRawCodec(counted))
+	codec := newRawCodec(counted)
+	c := rpc.NewClientWithCodec(codec)
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -258,8 +272,8 @@ func callGetMembers(ctx context.Context, addr string, timeout time.Duration, tls
 		// A member with TLS closes a plain connection without a word.
 		return nil, nil, nil, fmt.Errorf("closed the connection without answering (%v); "+
 			"if the cluster uses TLS, give -tls-cert, -tls-key and -tls-ca", err)
-	case errors.As(err, new(httpAnswer)):
-		return nil, nil, nil, fmt.Errorf("%w: %v (the HTTP API's address? give the gossip one)", errNotGossip, err)
+	case codec.httpAnswer() != nil:
+		return nil, nil, nil, fmt.Errorf("%w: %v (the HTTP API's address? give the gossip one)", errNotGossip, codec.httpAnswer())
 	case errors.As(err, &serverErr):
 		return nil, nil, nil, fmt.Errorf("%w: %v", errNotGossip, err)
 	case errors.Is(err, rpc.ErrShutdown):
