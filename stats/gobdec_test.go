@@ -28,7 +28,8 @@ type shape struct {
 	Ok     bool
 	Ratio  float64
 	When   time.Time
-	hidden int //nolint:unused // unexported: gob leaves it out
+	//lint:ignore U1000 unexported, so gob leaves it out, which is the point
+	hidden int
 }
 
 type node struct {

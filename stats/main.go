@@ -19,12 +19,20 @@
 // GOSSIP_TLS_CA, which a member's container may already set. Without them,
 // such members close the connection at once.
 //
+// An address where something else answers, an HTTP server for one, gives
+// "not a gossip member"; one where nothing answers within -timeout gives
+// "no answer within". If no address answered, stats prints only these
+// errors (with -json, the object too).
+//
 // It exits 1 if no address answered, 2 on a usage error, and 0 otherwise.
+// Run through go run, the exit status is go run's own: it reports the
+// command's status ("exit status 2") and exits 1.
 package main
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,7 +95,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, errPrinted{err} // the flag package printed it, with the usage
 	}
 	c.addrs = fs.Args()
 	switch {
@@ -106,34 +114,44 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	return c, err
 }
 
-// run is the command, returning its exit status.
+// errPrinted is a usage error already printed.
+type errPrinted struct{ error }
+
+func (e errPrinted) Unwrap() error { return e.error }
+
+// run is the command, returning its exit status: 0 if an address answered,
+// 1 if none did, 2 on a usage error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	c, err := parseArgs(args, getenv, stderr)
-	if err == flag.ErrHelp {
+	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
-		if err.Error() != "" {
+		if !errors.As(err, new(errPrinted)) {
 			fmt.Fprintln(stderr, err)
 		}
 		return 2
 	}
-	if c.watch == 0 {
-		r := buildReport(collect(ctx, c.addrs, c.opts), time.Now())
-		for _, o := range r.NoAnswer {
-			fmt.Fprintf(stderr, "stats: %s: %v\n", o.Addr, o.Err)
-		}
+	if c.watch > 0 {
+		return watch(ctx, c, stdout)
+	}
+	r := buildReport(collect(ctx, c.addrs, c.opts), time.Now())
+	for _, o := range r.NoAnswer {
+		fmt.Fprintf(stderr, "stats: %s: %v\n", o.Addr, o.Err)
+	}
+	if r.Answered > 0 || c.json {
+		// A table with no observer would hold nothing but zeros; the
+		// JSON object still lists the observers with their errors.
 		if err := write(stdout, c, r); err != nil {
 			fmt.Fprintf(stderr, "stats: %v\n", err)
 			return 1
 		}
-		if r.Answered == 0 {
-			fmt.Fprintf(stderr, "stats: no address answered\n")
-			return 1
-		}
-		return 0
 	}
-	return watch(ctx, c, stdout)
+	if r.Answered == 0 {
+		fmt.Fprintf(stderr, "stats: no address answered\n")
+		return 1
+	}
+	return 0
 }
 
 func write(w io.Writer, c config, r report) error {
@@ -157,7 +175,9 @@ func watch(ctx context.Context, c config, stdout io.Writer) int {
 		if !c.noClear && !c.json {
 			buf.WriteString("\x1b[H\x1b[2J") // cursor home, clear screen
 		}
-		write(&buf, c, r)
+		if r.Answered > 0 || c.json {
+			write(&buf, c, r)
+		}
 		if !c.json {
 			for _, o := range r.NoAnswer {
 				fmt.Fprintf(&buf, "%s: %v\n", o.Addr, o.Err)

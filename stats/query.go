@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/rpc"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,12 +55,12 @@ type counters struct {
 func parseCounters(v any) (*counters, error) {
 	resp, ok := v.(Struct)
 	if !ok {
-		return nil, fmt.Errorf("Stats answer is a %T, not a struct", v)
+		return nil, fmt.Errorf("the Stats answer is a %T, not a struct", v)
 	}
 	sv, _ := resp.Get("Stats")
 	s, ok := sv.(Struct)
 	if !ok {
-		return nil, fmt.Errorf("Stats answer holds a %T, not a struct", sv)
+		return nil, fmt.Errorf("the Stats answer holds a %T, not a struct", sv)
 	}
 	var c counters
 	i := func(name string) int64 {
@@ -87,23 +88,43 @@ func parseCounters(v any) (*counters, error) {
 // errNotGossip marks an address that answered, but not as a gossip member.
 var errNotGossip = errors.New("not a gossip member")
 
+// httpAnswer is the error of an answer that is an HTTP response: the
+// address is a web server's, most likely a member's HTTP API.
+type httpAnswer struct{ status string }
+
+func (e httpAnswer) Error() string { return fmt.Sprintf("an HTTP server answered %q", e.status) }
+
+// seqBase is added to the sequence numbers of requests on the wire and
+// taken off those of the answers, which echo them. An HTTP server, the
+// likeliest wrong address, reads a request line up to a line end, and our
+// first request would hold none: gob leaves out the zero sequence number
+// of the first call. Sequence number 10 is written as the byte 0x0a, a
+// line end, so an HTTP server answers the first request at once (400 Bad
+// Request) rather than wait for a request line that never ends.
+const seqBase = 10
+
 // rawCodec is a net/rpc client codec that sends requests with encoding/gob
 // and reads responses with the generic Decoder, so that no application type
 // need be known. A response body is stored into a *any.
 type rawCodec struct {
 	conn net.Conn
+	rbuf *bufio.Reader // the Decoder reads through it too
 	dec  *Decoder
 	enc  *gob.Encoder
 	wbuf *bufio.Writer
+	http atomic.Pointer[httpAnswer] // an HTTP answer read, if any
 }
 
 func newRawCodec(conn net.Conn) *rawCodec {
+	rbuf := bufio.NewReader(conn)
 	wbuf := bufio.NewWriter(conn)
-	return &rawCodec{conn: conn, dec: NewDecoder(conn, gossip.DefaultMaxMessageSize), enc: gob.NewEncoder(wbuf), wbuf: wbuf}
+	return &rawCodec{conn: conn, rbuf: rbuf, dec: NewDecoder(rbuf, gossip.DefaultMaxMessageSize), enc: gob.NewEncoder(wbuf), wbuf: wbuf}
 }
 
 func (c *rawCodec) WriteRequest(r *rpc.Request, body any) error {
-	if err := c.enc.Encode(r); err != nil {
+	wire := *r
+	wire.Seq += seqBase
+	if err := c.enc.Encode(&wire); err != nil {
 		return err
 	}
 	if err := c.enc.Encode(body); err != nil {
@@ -113,8 +134,15 @@ func (c *rawCodec) WriteRequest(r *rpc.Request, body any) error {
 }
 
 // ReadResponseHeader reads an rpc.Response: struct{ServiceMethod string;
-// Seq uint64; Error string}.
+// Seq uint64; Error string}. An answer that starts as an HTTP response
+// ("HTTP/1.1 400 Bad Request") is an httpAnswer.
 func (c *rawCodec) ReadResponseHeader(r *rpc.Response) error {
+	if b, err := c.rbuf.Peek(len("HTTP/")); err == nil && string(b) == "HTTP/" {
+		line, _ := c.rbuf.ReadSlice('\n') // the status line, or the buffer's worth
+		h := httpAnswer{status: strings.TrimSpace(string(line))}
+		c.http.Store(&h)
+		return h
+	}
 	v, err := c.dec.Decode()
 	if err != nil {
 		return err
@@ -129,9 +157,10 @@ func (c *rawCodec) ReadResponseHeader(r *rpc.Response) error {
 	r.ServiceMethod, _ = method.(string)
 	r.Error, _ = msg.(string)
 	r.Seq, ok = seq.(uint64)
-	if !ok {
+	if !ok || r.Seq < seqBase {
 		return fmt.Errorf("response header without a sequence number")
 	}
+	r.Seq -= seqBase
 	return nil
 }
 
@@ -147,6 +176,16 @@ func (c *rawCodec) ReadResponseBody(body any) error {
 }
 
 func (c *rawCodec) Close() error { return c.conn.Close() }
+
+// httpAnswer returns the HTTP answer read, or nil. An answer that came
+// before the request was sent fails the call with rpc.ErrShutdown, not
+// with the answer.
+func (c *rawCodec) httpAnswer() error {
+	if h := c.http.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
 
 // query calls Gossip.GetMembers on addr, with TLS if o.tls is not nil,
 // giving up after o.timeout, dial and TLS handshake included. It never
@@ -200,7 +239,8 @@ func callGetMembers(ctx context.Context, addr string, timeout time.Duration, tls
 		return nil, nil, nil, err
 	}
 	counted := &readCounter{Conn: raw}
-	c := rpc.NewClientWithCodec(newRawCodec(counted))
+	codec := newRawCodec(counted)
+	c := rpc.NewClientWithCodec(codec)
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -232,6 +272,8 @@ func callGetMembers(ctx context.Context, addr string, timeout time.Duration, tls
 		// A member with TLS closes a plain connection without a word.
 		return nil, nil, nil, fmt.Errorf("closed the connection without answering (%v); "+
 			"if the cluster uses TLS, give -tls-cert, -tls-key and -tls-ca", err)
+	case codec.httpAnswer() != nil:
+		return nil, nil, nil, fmt.Errorf("%w: %v (the HTTP API's address? give the gossip one)", errNotGossip, codec.httpAnswer())
 	case errors.As(err, &serverErr):
 		return nil, nil, nil, fmt.Errorf("%w: %v", errNotGossip, err)
 	case errors.Is(err, rpc.ErrShutdown):
