@@ -71,8 +71,8 @@ import (
 // reports anyone falsely in one failure time is at most n(n-1) P(n, p). For
 // n = 32 and p = 10%: q = 0.076 and n(n-1)P = 4e-11; for p = 0 it is 0.
 // FalseReportProbability computes it. Rounds are not in lockstep and losses
-// are not independent in practice; the README gives measured rates next to
-// these figures.
+// are not independent in practice; docs/protocol.md gives measured rates
+// next to these figures.
 //
 // # A failure time from a target
 //

@@ -14,8 +14,8 @@ import (
 // TLS.
 //
 // Plain TCP, the default, lets anyone who reaches a member's port read the
-// cluster and gossip into it (see the README, "What an unauthenticated peer
-// can and cannot do"). With Config.TLS, or a TLSTransport, every connection
+// cluster and gossip into it (see docs/security.md, "What an unauthenticated
+// peer can and cannot do"). With Config.TLS, or a TLSTransport, every connection
 // is mutual TLS: both ends present a certificate signed by a CA they share,
 // and a peer without one cannot complete the handshake, so it can neither
 // gossip nor call Gossip.GetMembers. The protocol inside is unchanged.
