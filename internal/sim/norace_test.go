@@ -1,6 +1,6 @@
 //go:build !race
 
-package gossip
+package sim
 
 // raceEnabled reports whether the tests run with the race detector, which
 // slows the simulations about fivefold.

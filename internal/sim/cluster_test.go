@@ -1,0 +1,140 @@
+package sim
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gossipfd/gossip/internal/protocol"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// events records the membership events of a cluster.
+type events struct {
+	c   *Cluster
+	all []string
+	// by type, the members that reported each subject
+	of map[protocol.EventType]map[int][]int
+}
+
+func watch(c *Cluster) *events {
+	e := &events{c: c, of: map[protocol.EventType]map[int][]int{}}
+	c.OnEvent = func(i int, ev protocol.Event) {
+		j, _ := c.Index(ev.Addr)
+		e.all = append(e.all, fmt.Sprintf("%v %d %v %d", c.Elapsed(), i, ev.Type, j))
+		if e.of[ev.Type] == nil {
+			e.of[ev.Type] = map[int][]int{}
+		}
+		e.of[ev.Type][j] = append(e.of[ev.Type][j], i)
+	}
+	return e
+}
+
+// count returns how many events of typ about subject were reported.
+func (e *events) count(typ protocol.EventType, subject int) int { return len(e.of[typ][subject]) }
+
+// runUntil runs c a round at a time until cond holds or limit rounds have
+// passed, and returns the rounds it took.
+func runUntil(t *testing.T, c *Cluster, limit int, what string, cond func() bool) int {
+	t.Helper()
+	for r := 0; r <= limit; r++ {
+		if cond() {
+			return r
+		}
+		c.RunFor(c.Config().Interval)
+	}
+	require.Failf(t, "timed out", "%s: not within %d rounds", what, limit)
+	return 0
+}
+
+// sees reports whether member i holds member j with the status.
+func sees(c *Cluster, i, j int, status protocol.Status) bool {
+	_, st := c.Member(i).Lookup(Addr(j))
+	return st == status
+}
+
+// allSee reports whether every member up but those of except holds every
+// member of of with the status.
+func allSee(c *Cluster, of []int, status protocol.Status, except ...int) bool {
+	skip := map[int]bool{}
+	for _, i := range except {
+		skip[i] = true
+	}
+	for i := 0; i < c.N(); i++ {
+		if skip[i] || c.Net().Status(i) != Up {
+			continue
+		}
+		for _, j := range of {
+			if i != j && !sees(c, i, j, status) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func members(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// TestClusterJoins starts 48 members knowing only a seed: they join it
+// (Contacts, purpose Join), follow up, and learn of each other by the
+// seed's answers, rumors and exchanges.
+func TestClusterJoins(t *testing.T) {
+	const n = 48
+	c := New(Config{N: n, Seed: 3, Seeds: []int{0}, Net: NetConfig{Delay: ms, Jitter: 2 * ms}})
+	e := watch(c)
+	for i := 0; i < n; i++ {
+		c.Start(i)
+		c.RunFor(20 * ms)
+	}
+	rounds := runUntil(t, c, 30, "all see all", func() bool { return allSee(c, members(0, n), protocol.Alive) })
+	t.Logf("%d members joined through one seed in %d rounds; %v sent, %v failed", n, rounds, c.Stats.Sent, c.Stats.Failed)
+	assert.Positive(t, c.Stats.Sent[protocol.Join], "joined through the seed")
+	assert.Positive(t, c.Stats.Sent[protocol.Rumor], "rumors spread the joins")
+	assert.Zero(t, len(e.of[protocol.Failed]), "no member declared dead")
+}
+
+// TestClusterLeave checks a member that leaves: every other reports it
+// left, none that it failed, and it is gone from every table long before a
+// failure time.
+func TestClusterLeave(t *testing.T) {
+	c := New(Config{N: 32, Seed: 5, Net: NetConfig{Delay: ms, Jitter: ms}})
+	e := watch(c)
+	c.StartConverged()
+	c.RunFor(10 * time.Second)
+	c.Leave(7)
+	rounds := runUntil(t, c, 10, "all know 7 left", func() bool { return allSee(c, []int{7}, protocol.Gone, 7) })
+	assert.Less(t, rounds, int(c.Member(0).FailureTime()/time.Second), "sooner than a failure time")
+	assert.Equal(t, 31, e.count(protocol.Left, 7), "every other member reports it left")
+	assert.Equal(t, Crashed, c.Net().Status(7), "it closed")
+	c.RunFor(2 * c.Member(0).FailureTime())
+	assert.Zero(t, e.count(protocol.Failed, 7), "and none that it failed")
+	assert.Positive(t, c.Stats.Sent[protocol.Announce])
+}
+
+// TestClusterRepeatable checks that a cluster's run depends only on its
+// seed: the same events at the same times.
+func TestClusterRepeatable(t *testing.T) {
+	trace := func(seed uint64) []string {
+		c := New(Config{N: 24, Seed: seed, Seeds: []int{0, 1}, Net: NetConfig{RequestLoss: 0.1, ResponseLoss: 0.1, Jitter: 3 * ms}})
+		e := watch(c)
+		for i := 0; i < c.N(); i++ {
+			c.Start(i)
+		}
+		c.RunFor(20 * time.Second)
+		c.Crash(5)
+		c.SetData(3, []byte("x"))
+		c.RunFor(40 * time.Second)
+		return e.all
+	}
+	a := trace(1)
+	require.NotEmpty(t, a)
+	assert.Equal(t, a, trace(1))
+	assert.NotEqual(t, a, trace(2), "another seed, another run")
+}
