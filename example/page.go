@@ -55,7 +55,7 @@ tr.fresh { animation: fresh 2s; }
 #status { color: #666; }
 #status.live::before { content: "● "; color: #1b6e20; }
 #status.down::before { content: "● "; color: #b00020; }
-.none { color: #888; }
+.kind-data { color: #1a4f9c; }
 </style>
 </head>
 <body>
