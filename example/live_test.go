@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -258,4 +259,38 @@ func TestDataChange(t *testing.T) {
 	for _, c := range cases {
 		assert.Equal(t, c.want, dataChange(c.old, c.cur), c.name)
 	}
+}
+
+// TestEventsOutliveServerTimeouts: a stream lasts beyond the server's read
+// and write timeouts, which are for one request and one response.
+func TestEventsOutliveServerTimeouts(t *testing.T) {
+	nodes := startNodes(t, Service{Name: "web"})
+	nodes[0].api.live.tick = 20 * time.Millisecond
+	runAPI(t, nodes[0])
+	const timeout = 200 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: nodes[0].api.handler(), ReadTimeout: timeout, WriteTimeout: timeout}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	srv.RegisterOnShutdown(nodes[0].api.live.close)
+
+	events, _ := follow(t, "http://"+ln.Addr().String())
+	next(t, events, "view")
+	begin := time.Now()
+	for time.Since(begin) < 5*timeout {
+		next(t, events, "heard")
+	}
+
+	// Shutdown ends the stream rather than waiting for it.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx), "shutdown with a stream open")
 }
