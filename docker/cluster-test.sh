@@ -7,6 +7,10 @@
 #   3. the member, started again, is back and agreed on;
 #   4. a member stopped with SIGTERM (`docker stop`) leaves, and is reported
 #      gone sooner than the failure time; started again, it is back.
+# Where `prometheus` is installed, a real Prometheus server scrapes every
+# member's /metrics (docker/prometheus.sh) and its HTTP API must show every
+# target up with five alive members on each, then, once m3 is killed, m3
+# down and four alive on each of the others.
 # Everything it starts is removed on exit, pass or fail. It needs a Docker
 # daemon and `docker compose` or `docker-compose`; without a daemon it skips.
 set -euo pipefail
@@ -26,14 +30,11 @@ if ! docker info >/dev/null 2>&1; then
 	say "skipped: no Docker daemon answers 'docker info'"
 	exit 0
 fi
-if docker compose version >/dev/null 2>&1; then
-	compose_cmd=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-	compose_cmd=(docker-compose)
-else
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
 	say "skipped: neither 'docker compose' nor 'docker-compose' is installed"
 	exit 0
 fi
+. docker/prometheus.sh
 
 # The gossip interval, and the failure time it implies for five members:
 # Nfailures × (ceil(log2 5) + 1) × interval = 3 × 4 × interval (failure.go).
@@ -47,14 +48,13 @@ up_bound_s=60
 
 project="gossiptest$$$(date +%s)"
 image="gossip-example:$project"
-ctx="$(mktemp -d)"
-compose() { GOSSIP_IMAGE="$image" GOSSIP_INTERVAL="${interval_ms}ms" "${compose_cmd[@]}" -p "$project" -f docker/compose.yaml "$@"; }
+compose() { GOSSIP_IMAGE="$image" GOSSIP_INTERVAL="${interval_ms}ms" docker/compose.sh -p "$project" -f docker/compose.yaml "$@"; }
 
 cleanup() {
 	status=$?
+	prom_stop
 	compose down -v --remove-orphans -t 2 >/dev/null 2>&1 || true
 	docker rmi -f "$image" >/dev/null 2>&1 || true
-	rm -rf "$ctx"
 	exit $status
 }
 trap cleanup EXIT
@@ -62,10 +62,7 @@ trap 'exit 130' INT TERM
 
 start_s=$SECONDS
 say "building static binaries and image $image"
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/example" ./example
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/stats" ./stats
-cp docker/Dockerfile "$ctx/"
-docker build -q -t "$image" "$ctx" >/dev/null || fail "docker build"
+docker/build-image.sh "$image" || fail "building the image"
 
 say "starting five members (project $project, interval ${interval_ms}ms, failure time ${fail_ms}ms)"
 compose up -d >/dev/null 2>&1 || { compose up -d; fail "compose up"; }
@@ -113,6 +110,46 @@ fi
 
 now_ms() { date +%s%3N; }
 
+# prom_shows n member…: Prometheus shows up=1 on the members given and 0 on
+# the others of m1…m5, and gossip_members{state="alive"} = n on each given.
+prom_shows() {
+	local n=$1 m want_up="" want_alive=""
+	shift
+	for m in m1 m2 m3 m4 m5; do
+		if [[ " $* " == *" $m "* ]]; then
+			want_up+="$m 1"$'\n'
+			want_alive+="$m $n"$'\n'
+		else
+			want_up+="$m 0"$'\n'
+		fi
+	done
+	prom_up="$(prom_query 'up{job="gossip"}')" || return 1
+	prom_alive="$(prom_query 'gossip_members{job="gossip",state="alive"}')" || return 1
+	last="up: $prom_up"$'\n'"alive: $prom_alive"
+	[ "$prom_up"$'\n' = "$want_up" ] && [ "$prom_alive"$'\n' = "$want_alive" ]
+}
+prom_report() { say "Prometheus $1: up{job=\"gossip\"} = {$(tr '\n' ' ' <<<"$prom_up")}; gossip_members{state=\"alive\"} = {$(tr '\n' ' ' <<<"$prom_alive")}"; }
+
+prom_skip=""
+if ! command -v prometheus >/dev/null 2>&1; then
+	prom_skip="prometheus is not installed (Debian: apt-get install prometheus)"
+elif ! command -v curl >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
+	prom_skip="the Prometheus check needs curl and jq"
+fi
+if [ -z "$prom_skip" ]; then
+	targets=()
+	for m in m1 m2 m3 m4 m5; do
+		targets+=("$m=$(compose port "$m" 8080 | tail -n1)")
+	done
+	prom_start "${targets[@]}" || fail "starting Prometheus"
+	say "Prometheus $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f3) at $prom_url scraping ${targets[*]}"
+	t0=$SECONDS
+	wait_until 30 "Prometheus: every target up, five alive on each" prom_shows 5 m1 m2 m3 m4 m5
+	prom_report "after $((SECONDS - t0))s"
+else
+	say "skipped: the Prometheus check: $prom_skip"
+fi
+
 say "killing m3"
 t0ms=$(now_ms)
 docker kill "${cid[m3]}" >/dev/null
@@ -120,6 +157,12 @@ gone() { stats_from m1 && agreed 4 && ! grep -q "^$1:7000 " <<<"$last"; }
 wait_until $gone_bound_s "m3 reported gone by all" gone m3
 kill_ms=$(($(now_ms) - t0ms))
 say "m3 (killed) gone for all four after ${kill_ms}ms (bound ${gone_bound_s}s)"
+if [ -z "$prom_skip" ]; then
+	# Scraped every second: allow the failure time plus a few scrapes.
+	wait_until $((gone_bound_s + 5)) "Prometheus: m3 down, four alive on each other target" prom_shows 4 m1 m2 m4 m5
+	prom_report "$(($(now_ms) - t0ms))ms after the kill"
+	prom_stop
+fi
 
 say "starting m3 again"
 docker start "${cid[m3]}" >/dev/null

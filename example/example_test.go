@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,6 +65,7 @@ func startNodes(t *testing.T, data ...Service) []node {
 		a := newAPI(g, d, quietLogger())
 		srv := httptest.NewServer(a.handler())
 		t.Cleanup(func() {
+			a.live.close()
 			srv.Close()
 			g.Close()
 		})
@@ -78,6 +80,23 @@ func startNodes(t *testing.T, data ...Service) []node {
 		return true
 	}, waitFor, tick, "%d members did not converge", len(nodes))
 	return nodes
+}
+
+// runAPI runs n's api (the events' log and the live view) until the test
+// ends. A member's events go to one reader: tests that watch them
+// themselves do not call it.
+func runAPI(t *testing.T, n node) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		n.api.run(ctx, quietLogger())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+	})
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -206,18 +225,26 @@ func TestIndexPage(t *testing.T) {
 		Service{Name: "web", Endpoint: "http://a:1", Tags: map[string]string{"note": "<script>x</script>"}},
 		Service{Name: "db", Endpoint: "javascript:alert(1)"},
 	)
-	code, body := get(t, nodes[0].srv.URL+"/")
-	require.Equal(t, http.StatusOK, code)
-	assert.Contains(t, body, `<meta http-equiv="refresh" content="2">`)
-	assert.Contains(t, body, "2 live members")
+	runAPI(t, nodes[0])
+	var body string
+	require.Eventually(t, func() bool {
+		var code int
+		code, body = get(t, nodes[0].srv.URL+"/")
+		return code == http.StatusOK && strings.Contains(body, ">2</span> live members")
+	}, waitFor, tick, "the page shows both members")
 	for _, n := range nodes {
-		assert.Contains(t, body, "<td>"+n.g.Addr()+"</td>")
+		assert.Contains(t, body, `<tr data-addr="`+n.g.Addr()+`"`)
 	}
+	assert.Contains(t, body, nodes[0].g.Addr()+" (this member)")
 	assert.Contains(t, body, `<a href="http://a:1">`)
-	assert.NotContains(t, body, "<script>", "tags are escaped")
+	assert.Contains(t, body, "&lt;script&gt;x&lt;/script&gt;", "tags are escaped")
+	assert.NotContains(t, body, "<script>x", "tags are escaped")
 	assert.NotContains(t, body, `href="javascript:`, "unsafe URLs are not links")
-	code, _ = get(t, nodes[0].srv.URL+"/nothing")
+	assert.NotContains(t, body, `http-equiv="refresh"`, "updates come from /events, not reloads")
+	assert.Regexp(t, `<td class="num">\d+\.\d s ago</td>`, body, "last heard, in seconds")
+	code, body := get(t, nodes[0].srv.URL+"/nothing")
 	assert.Equal(t, http.StatusNotFound, code)
+	assert.Contains(t, body, `"error"`)
 }
 
 func TestDiffAndLogs(t *testing.T) {
@@ -262,7 +289,7 @@ func TestWatchLogsCluster(t *testing.T) {
 	pageAPI := newAPI(nodes[0].g, Service{}, log)
 	go func() {
 		defer close(done)
-		watch(ctx, nodes[0].g, log, pageAPI.record)
+		watch(ctx, nodes[0].g, log, pageAPI.live.record)
 	}()
 	defer func() {
 		cancel()
@@ -289,16 +316,23 @@ func TestWatchLogsCluster(t *testing.T) {
 	other.Close()
 	require.Eventually(t, has("member failed", other.Addr()), waitFor, tick, "failure logged")
 
-	// The page lists the same changes, newest first.
+	// The page lists the same changes, newest first, and the failed
+	// member apart from the live ones.
 	rec := httptest.NewRecorder()
 	pageAPI.index(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	body := rec.Body.String()
 	assert.Contains(t, body, "Recent changes")
-	failed := strings.Index(body, "<td>failed</td><td>"+other.Addr()+"</td>")
-	changed := strings.Index(body, "<td>data</td><td>"+other.Addr()+"</td>")
-	joined := strings.Index(body, "<td>joined</td><td>"+other.Addr()+"</td>")
+	row := func(kind string) int {
+		return strings.Index(body, `<td class="kind-`+kind+`">`+kind+"</td><td>"+other.Addr()+"</td>")
+	}
+	failed, changed, joined := row("failed"), row("data"), row("joined")
 	require.True(t, failed >= 0 && changed >= 0 && joined >= 0, "page lists the join, data change and failure:\n%s", body)
 	assert.True(t, failed < changed && changed < joined, "newest first")
+	assert.Contains(t, html.UnescapeString(body), `tags.v: +"2"`, "the data change says what changed")
+	failedTable := body[strings.Index(body, `<table id="failed">`):strings.Index(body, `<table id="left">`)]
+	assert.Contains(t, failedTable, `<tr data-addr="`+other.Addr()+`">`, "listed as failed")
+	members := body[strings.Index(body, `<table id="members">`):strings.Index(body, `<table id="failed">`)]
+	assert.NotContains(t, members, other.Addr(), "not listed as live")
 }
 
 func TestParseConfig(t *testing.T) {

@@ -1,13 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/gossipfd/gossip"
 	"github.com/sirupsen/logrus"
@@ -20,61 +20,80 @@ import (
 //	PUT /data             change this member's data (JSON, fields optional)
 //	GET /healthz          200 "ok" while the member runs, 503 after
 //	GET /metrics          the member's Stats for Prometheus (metrics.go)
-//	GET /                 an HTML page of the members, refreshing itself
+//	GET /events           the live view as server-sent events (live.go)
+//	GET /                 the live page (page.go)
 //
-// Its methods are safe for concurrent use.
+// Every error is JSON, {"error": "..."}: 404 for an unknown path, 405 with
+// an Allow header for a method a path does not take, 413 for a body over
+// the limit. Its methods are safe for concurrent use; run must be running
+// for the page to show the members.
 type api struct {
-	g       *gossip.Gossip
-	log     logrus.FieldLogger
-	refresh time.Duration // of the HTML page
+	g    *gossip.Gossip
+	log  logrus.FieldLogger
+	live *live
 
 	mu   sync.Mutex // protects data, and orders its updates
 	data Service    // this member's data, as last set
-
-	recentMu sync.Mutex
-	recent   []pageChange // the last maxRecent changes, newest first
-}
-
-// pageChange is one line of the page's recent changes.
-type pageChange struct {
-	Time, Kind, Addr, Detail string
-}
-
-// maxRecent bounds the changes the page lists.
-const maxRecent = 20
-
-// record keeps changes, as watch reports them from the member's events, for
-// the page.
-func (a *api) record(cs []change) {
-	now := time.Now().Format("15:04:05.000")
-	a.recentMu.Lock()
-	defer a.recentMu.Unlock()
-	for _, c := range cs {
-		p := pageChange{Time: now, Kind: c.kind, Addr: c.member.Addr}
-		if s, ok := c.member.Data.(Service); ok {
-			p.Detail = s.Name + " " + s.Endpoint
-		} else if c.member.Data != nil {
-			p.Detail = fmt.Sprint(c.member.Data)
-		}
-		a.recent = append([]pageChange{p}, a.recent...)
-	}
-	if len(a.recent) > maxRecent {
-		a.recent = a.recent[:maxRecent]
-	}
 }
 
 func newAPI(g *gossip.Gossip, data Service, log logrus.FieldLogger) *api {
-	return &api{g: g, log: log, data: data.clone(), refresh: 2 * time.Second}
+	return &api{g: g, log: log, data: data.clone(), live: newLive(g, log)}
+}
+
+// run logs the member's events and feeds them to the live view, and samples
+// heartbeats for it, until ctx is done or the member closes.
+func (a *api) run(ctx context.Context, log logrus.FieldLogger) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.live.sample(ctx)
+	}()
+	watch(ctx, a.g, log, a.live.record)
+	wg.Wait()
+}
+
+// route is one method and path of the API.
+type route struct {
+	method, path string
+	h            http.Handler
 }
 
 func (a *api) handler() http.Handler {
+	routes := []route{
+		{"GET", "/members", http.HandlerFunc(a.members)},
+		{"GET", "/services/{name}", http.HandlerFunc(a.service)},
+		{"PUT", "/data", http.HandlerFunc(a.putData)},
+		{"GET", "/healthz", http.HandlerFunc(a.healthz)},
+		{"GET", "/metrics", metricsHandler(a.g)},
+		{"GET", "/events", http.HandlerFunc(a.live.serveEvents)},
+		{"GET", "/{$}", http.HandlerFunc(a.index)},
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /members", a.members)
-	mux.HandleFunc("GET /services/{name}", a.service)
-	mux.HandleFunc("PUT /data", a.putData)
-	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("GET /metrics", metricsHandler(a.g))
-	mux.HandleFunc("GET /{$}", a.index)
+	allowed := make(map[string][]string)
+	var paths []string
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, rt.h)
+		if allowed[rt.path] == nil {
+			paths = append(paths, rt.path)
+		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		if rt.method == http.MethodGet { // a GET pattern serves HEAD too
+			allowed[rt.path] = append(allowed[rt.path], http.MethodHead)
+		}
+	}
+	// The same paths without a method catch the other methods, so that
+	// the 405 is JSON like every other error.
+	for _, p := range paths {
+		allow := strings.Join(allowed[p], ", ")
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such path %s", r.URL.Path))
+	})
 	return mux
 }
 
@@ -150,7 +169,13 @@ func (a *api) putData(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&u); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad body: %w", err))
+		status := http.StatusBadRequest
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			status = http.StatusRequestEntityTooLarge
+			err = fmt.Errorf("body larger than %d bytes", tooLarge.Limit)
+		}
+		writeError(w, status, fmt.Errorf("bad body: %w", err))
 		return
 	}
 	a.mu.Lock()
@@ -186,76 +211,6 @@ func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "closed")
 	default:
 		fmt.Fprintln(w, "ok")
-	}
-}
-
-var page = template.Must(template.New("index").Parse(`<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<meta http-equiv="refresh" content="{{.Refresh}}">
-<title>gossip: {{len .Members}} members</title>
-<style>
-body { font-family: sans-serif; margin: 2em; }
-table { border-collapse: collapse; }
-th, td { text-align: left; padding: 0.3em 1em; border-bottom: 1px solid #ddd; }
-tr.self { font-weight: bold; }
-</style>
-</head>
-<body>
-<h1>{{len .Members}} live members</h1>
-<p>Seen from {{.Self}} at {{.Time}}; this page refreshes every {{.Refresh}} s.</p>
-<table>
-<tr><th>Address</th><th>Heartbeat</th><th>Service</th><th>Endpoint</th><th>Tags</th></tr>
-{{range .Members}}<tr{{if .Self}} class="self"{{end}}>
-<td>{{.Addr}}</td><td>{{.Heartbeat}}</td>
-{{if .Service}}<td>{{.Service.Name}}</td><td><a href="{{.Service.Endpoint}}">{{.Service.Endpoint}}</a></td><td>{{.Tags}}</td>
-{{else}}<td colspan="3">{{.Other}}</td>{{end}}
-</tr>
-{{end}}</table>
-<h2>Recent changes</h2>
-{{if .Recent}}<table>
-<tr><th>Time</th><th>Change</th><th>Address</th><th>Data</th></tr>
-{{range .Recent}}<tr><td>{{.Time}}</td><td>{{.Kind}}</td><td>{{.Addr}}</td><td>{{.Detail}}</td></tr>
-{{end}}</table>{{else}}<p>None yet.</p>{{end}}
-</body>
-</html>
-`))
-
-type pageMember struct {
-	Addr      string
-	Heartbeat int64
-	Self      bool
-	Service   *Service
-	Tags      string
-	Other     string // data that is not a Service
-}
-
-func (a *api) index(w http.ResponseWriter, r *http.Request) {
-	self := a.g.Addr()
-	var rows []pageMember
-	for _, m := range a.g.GetMembers() {
-		p := pageMember{Addr: m.Addr, Heartbeat: m.Heartbeat, Self: m.Addr == self}
-		if s, ok := m.Data.(Service); ok {
-			p.Service, p.Tags = &s, formatTags(s.Tags)
-		} else if m.Data != nil {
-			p.Other = fmt.Sprint(m.Data)
-		}
-		rows = append(rows, p)
-	}
-	a.recentMu.Lock()
-	recent := append([]pageChange(nil), a.recent...)
-	a.recentMu.Unlock()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	err := page.Execute(w, map[string]interface{}{
-		"Recent":  recent,
-		"Members": rows,
-		"Self":    self,
-		"Time":    time.Now().Format("15:04:05"),
-		"Refresh": max(1, int(a.refresh.Seconds())),
-	})
-	if err != nil {
-		a.log.WithError(err).Debug("writing the page")
 	}
 }
 

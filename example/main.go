@@ -275,6 +275,7 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
+	a.srv.RegisterOnShutdown(a.api.live.close) // ends the GET /events streams
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.wg.Add(2)
@@ -286,7 +287,7 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 	}()
 	go func() {
 		defer a.wg.Done()
-		watch(ctx, g, log.WithField("member", g.Addr()), a.api.record)
+		a.api.run(ctx, log.WithField("member", g.Addr()))
 	}()
 	log.WithFields(logrus.Fields{"gossip": g.Addr(), "http": a.httpAddr, "cluster": cfg.cluster, "tls": tlsConfig != nil}).WithFields(dataFields("", data)).Info("example started")
 	return a, nil

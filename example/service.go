@@ -117,7 +117,7 @@ func dataFields(prefix string, data interface{}) logrus.Fields {
 // logChanges logs one line per change, with fields.
 func logChanges(log logrus.FieldLogger, self string, changes []change) {
 	for _, c := range changes {
-		l := log.WithFields(dataFields("", c.member.Data)).WithField("addr", c.member.Addr)
+		l := log.WithFields(dataFields("", c.member.Data)).WithFields(logrus.Fields{"addr": c.member.Addr, "heartbeat": c.member.Heartbeat})
 		if c.member.Addr == self {
 			l = l.WithField("self", true)
 		}
@@ -193,4 +193,75 @@ func watch(ctx context.Context, g *gossip.Gossip, log logrus.FieldLogger, record
 			delete(known, m.Addr)
 		}
 	}
+}
+
+// describe is a member's data in a few words, for the page.
+func describe(data interface{}) string {
+	switch d := data.(type) {
+	case nil:
+		return ""
+	case Service:
+		var parts []string
+		for _, s := range []string{d.Name, d.Endpoint, formatTags(d.Tags)} {
+			if s != "" {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, " ")
+	default:
+		return fmt.Sprint(d)
+	}
+}
+
+// dataChange says what changed between two values of a member's data:
+// for a Service, each field and tag that changed, as "tags.zone: a → b";
+// otherwise the old and new values.
+func dataChange(old, cur interface{}) string {
+	o, ok1 := old.(Service)
+	n, ok2 := cur.(Service)
+	if !ok1 || !ok2 {
+		return fmt.Sprintf("%v → %v", describe(old), describe(cur))
+	}
+	var parts []string
+	field := func(name, a, b string) {
+		switch {
+		case a == b:
+		case a == "":
+			parts = append(parts, fmt.Sprintf("%s: +%q", name, b))
+		case b == "":
+			parts = append(parts, fmt.Sprintf("%s: -%q", name, a))
+		default:
+			parts = append(parts, fmt.Sprintf("%s: %q → %q", name, a, b))
+		}
+	}
+	field("name", o.Name, n.Name)
+	field("endpoint", o.Endpoint, n.Endpoint)
+	keys := make(map[string]bool)
+	for k := range o.Tags {
+		keys[k] = true
+	}
+	for k := range n.Tags {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		a, inOld := o.Tags[k]
+		b, inNew := n.Tags[k]
+		switch {
+		case !inOld:
+			parts = append(parts, fmt.Sprintf("tags.%s: +%q", k, b))
+		case !inNew:
+			parts = append(parts, fmt.Sprintf("tags.%s: -%q", k, a))
+		case a != b:
+			parts = append(parts, fmt.Sprintf("tags.%s: %q → %q", k, a, b))
+		}
+	}
+	if len(parts) == 0 {
+		return "no visible change"
+	}
+	return strings.Join(parts, "; ")
 }
