@@ -1,32 +1,6 @@
-// Package sim runs the gossip protocol's state machine (internal/protocol)
-// for many members over an in-memory network (Network), in virtual time:
-// no sockets, no goroutines, no sleeps, and the same run for the same seed.
-// What it measures is the code the members run; only the shell around the
-// state machine is played here, as the root package plays it (exchange.go):
-//
-//	every round (a timer per member):
-//		out := s.Tick(now, pool.held())                // heartbeat, failure rules, a partner
-//	carry out an Output:
-//		Events                 -> Cluster.OnEvent
-//		Rumors                 -> s.Spread(now, held), paced as the shell paces it
-//		Send                   -> a call over the Network, bounded per member as the shell bounds it:
-//			callee: resp, out, err := s.HandleRequest(req, now)
-//			caller: out := s.HandleResponse(to, purpose, resp, now)   (not for Announce),
-//			        then the Push sends of out over the same call's slot
-//		Contacts               -> s.Request(name), a call with the Target's purpose, then s.Contacted
-//		FollowUps              -> after f.After, s.Request(f.To) and a call (Recover)
-//
-// The simulated shell keeps what the root package keeps beside the state:
-// each member's pool of held connections (pool.go) and rumor pacer. Faults
-// are the Network's: loss, delay, partitions, paused and crashed members.
-//
-// Run measures the spread of a heartbeat and of a data change and the
-// detection of a crash (SimResult); the tests and the flags of sim_test.go
-// run it over a grid of sizes and loss rates.
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -34,15 +8,6 @@ import (
 	"github.com/gossipfd/gossip"
 	"github.com/gossipfd/gossip/internal/protocol"
 )
-
-// maxExchangesInFlight is the root package's bound on the exchanges (and,
-// apart, the rumors) a member has under way: beyond it, a message is
-// skipped (config.go).
-const maxExchangesInFlight = 8
-
-// leaveAcks is how many peers must have taken the news that a member leaves
-// before it closes (the root package's leave.go).
-const leaveAcks = 3
 
 // Epoch is the wall-clock time of virtual time 0.
 var Epoch = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
@@ -338,194 +303,11 @@ func (c *Cluster) Leave(i int) {
 	news := out.Send
 	out.Send = nil
 	c.apply(i, out)
-	need := min(leaveAcks, len(news))
-	if need == 0 {
-		c.close(i)
-		return
-	}
-	next, inflight, acks := 0, 0, 0
-	var launch func()
-	launch = func() {
-		msg := news[next]
-		next++
-		inflight++
-		c.send(i, msg, func(err error) {
-			inflight--
-			switch {
-			case m.closed:
-			case err == nil:
-				if acks++; acks == need {
-					c.close(i)
-				}
-			case next < len(news):
-				launch()
-			case inflight == 0:
-				c.close(i) // told fewer than it wished
-			}
-		})
-	}
-	for inflight < protocol.RumorFanout && next < len(news) {
-		launch()
-	}
+	c.announce(i, news)
 }
 
 // close closes member i: it answers no more.
 func (c *Cluster) close(i int) {
 	c.members[i].closed = true
 	c.net.Crash(i)
-}
-
-// apply carries out member i's output, as the root package's apply does.
-func (c *Cluster) apply(i int, out protocol.Output) {
-	for _, ev := range out.Events {
-		if c.OnEvent != nil {
-			c.OnEvent(i, ev)
-		}
-	}
-	for _, l := range out.Logs {
-		if l.Level >= protocol.Warn {
-			c.Stats.Warnings++
-		}
-	}
-	if out.Rumors {
-		c.askSpread(i)
-	}
-	for _, msg := range out.Send {
-		c.bounded(i, msg.Purpose == protocol.Rumor, func(done func()) {
-			c.send(i, msg, func(error) { done() })
-		})
-	}
-	for _, t := range out.Contacts {
-		c.bounded(i, false, func(done func()) { c.contact(i, t, done) })
-	}
-	for _, f := range out.FollowUps {
-		c.net.At(c.net.Now()+f.After, i, func() {
-			if req, ok := c.members[i].s.Request(f.To); ok {
-				c.bounded(i, false, func(done func()) {
-					c.send(i, protocol.Send{To: f.To, Purpose: protocol.Recover, Req: req}, func(error) { done() })
-				})
-			}
-		})
-	}
-}
-
-// bounded runs f holding one of member i's slots for exchanges (or for
-// rumors), which f's done gives back; with no slot free, it skips f.
-func (c *Cluster) bounded(i int, rumor bool, f func(done func())) {
-	m := c.members[i]
-	slots := &m.sem
-	if rumor {
-		slots = &m.rsem
-	}
-	if *slots >= maxExchangesInFlight {
-		c.Stats.Skipped++
-		return
-	}
-	*slots++
-	f(func() { *slots-- })
-}
-
-// send makes member i's call for msg, merges the answer (but an
-// Announce's), sends the data the peer asked for, and then calls done with
-// the call's error.
-func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
-	m := c.members[i]
-	to, ok := c.index[msg.To]
-	if !ok {
-		to = -1
-	}
-	cn := m.pool.acquire(msg.To, c.net.Now(), msg.Purpose.KeepConn())
-	c.Stats.Sent[msg.Purpose]++
-	c.net.Call(i, to, func() (func(), error) {
-		resp, out, err := c.members[to].s.HandleRequest(msg.Req, c.Now())
-		c.apply(to, out)
-		if err != nil {
-			return nil, err
-		}
-		return func() { c.answered(i, msg, cn, resp, done) }, nil
-	}, func(err error) {
-		c.Stats.Failed[msg.Purpose]++
-		m.pool.release(cn, errors.Is(err, ErrTimeout) || errors.Is(err, ErrRefused))
-		done(err)
-	})
-}
-
-// answered merges the answer to member i's call for msg, and sends the
-// data the peer asked for, one message after the other, before done.
-func (c *Cluster) answered(i int, msg protocol.Send, cn *conn, resp protocol.ExchangeResponse, done func(error)) {
-	m := c.members[i]
-	m.pool.release(cn, false)
-	if msg.Purpose == protocol.Announce {
-		done(nil)
-		return
-	}
-	out := m.s.HandleResponse(msg.To, msg.Purpose, resp, c.Now())
-	var pushes, rest []protocol.Send
-	for _, s := range out.Send {
-		if s.Purpose == protocol.Push {
-			pushes = append(pushes, s)
-		} else {
-			rest = append(rest, s)
-		}
-	}
-	out.Send = rest
-	c.apply(i, out)
-	var push func()
-	push = func() {
-		if len(pushes) == 0 {
-			done(nil)
-			return
-		}
-		p := pushes[0]
-		pushes = pushes[1:]
-		c.send(i, p, func(error) { push() })
-	}
-	push()
-}
-
-// contact makes member i's call to a seed or dead member and reports the
-// outcome to the protocol. Names are addresses: nothing to resolve.
-func (c *Cluster) contact(i int, t protocol.Target, done func()) {
-	m := c.members[i]
-	contacted := func(err error) {
-		c.apply(i, m.s.Contacted(t.Name, err == nil, err, c.Now()))
-		done()
-	}
-	req, ok := m.s.Request(t.Name)
-	if !ok {
-		c.apply(i, m.s.Contacted(t.Name, false, nil, c.Now()))
-		done()
-		return
-	}
-	c.send(i, protocol.Send{To: t.Name, Purpose: t.Purpose, Req: req}, contacted)
-}
-
-// askSpread signals member i's loop that rumors wait, as the root
-// package's askSpread does; the loop spreads them when the pacer allows.
-func (c *Cluster) askSpread(i int) {
-	m := c.members[i]
-	if m.signal {
-		return
-	}
-	m.signal = true
-	c.net.At(c.net.Now(), i, func() {
-		m.signal = false
-		if !m.waiting {
-			c.spread(i)
-		}
-	})
-}
-
-// spread spreads member i's rumors now, or when the pacer allows.
-func (c *Cluster) spread(i int) {
-	m := c.members[i]
-	if wait := m.pace.wait(c.net.Now()); wait > 0 {
-		m.waiting = true
-		c.net.At(c.net.Now()+wait, i, func() {
-			m.waiting = false
-			c.spread(i)
-		})
-		return
-	}
-	c.apply(i, m.s.Spread(c.Now(), m.pool.held()))
 }
