@@ -58,11 +58,11 @@ const (
 	defaultResolveEvery = 5 * time.Second
 
 	// defaultViewAge: GetMembers decodes every member's data afresh,
-	// about 40 µs a member here (4 ms for 100, BenchmarkDNSAnswer), so a
-	// read per query would let a flood of queries take the CPU gossip
-	// needs. One read a tenth of a second bounds that to 4% of a core for
-	// 100 members, and delays a failure or a leave in answers by 0.1 s at
-	// most, against the seconds failure detection takes.
+	// 30 to 80 µs a member here (3 to 8 ms for 100, BenchmarkDNSAnswer),
+	// so a read per query would let a flood of queries take the CPU gossip
+	// needs. One read a tenth of a second bounds that to 3 to 8% of a core
+	// for 100 members, and delays a failure or a leave in answers by 0.1 s
+	// at most, against the seconds failure detection takes.
 	defaultViewAge = 100 * time.Millisecond
 )
 

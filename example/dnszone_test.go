@@ -517,8 +517,8 @@ func FuzzDNSHandler(f *testing.F) {
 
 // BenchmarkDNSAnswer measures one answer from a member holding 100 web
 // instances (received as gossip): "read" reads the member table for the
-// answer, as with -dns-view-age below 0; the others share one read, as
-// queries do within defaultViewAge.
+// answer (as a liveView with maxAge below 0 would); the others share one
+// read, as queries do within defaultViewAge.
 func BenchmarkDNSAnswer(b *testing.B) {
 	g, err := gossip.NewWithConfig(gossip.Config{Addr: "127.0.0.1:0", Data: Service{Name: "self"}, Logger: quietLogger()})
 	require.NoError(b, err)

@@ -14,6 +14,11 @@
 //
 //	curl -X PUT -d '{"tags":{"zone":"b"}}' http://127.0.0.1:8081/data
 //
+// With -dns it answers DNS too, from the same live view (dns.go,
+// docs/dns.md): SRV and A records of each service's live instances.
+//
+//	dig @127.0.0.1 -p 8600 web.service.gossip SRV
+//
 // With -tls-cert, -tls-key and -tls-ca the member speaks mutual TLS: it
 // accepts only peers whose certificate the CA signed, and presents its own
 // to the peers it dials. Every member of a cluster must agree. -cluster
