@@ -164,6 +164,8 @@ func startDNS(members func() []gossip.Member, cfg dnsConfig, log logrus.FieldLog
 	}
 	if startErr != nil {
 		s.close()
+		pc.Close() // in case a server failed before it took them over
+		ln.Close()
 		return nil, fmt.Errorf("dns: %w", startErr)
 	}
 	s.wg.Add(1)
