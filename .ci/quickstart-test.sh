@@ -75,4 +75,7 @@ grep -Eq '^seen by all: +3' <<<"$out" || fail "stats never showed three members 
 grep -q "\"http://$host:9001\"" <<<"$out" || fail "/services/web did not list http://$host:9001"
 grep -Eq '"zone": *"b"' <<<"$out" || fail "PUT /data did not answer the new tags"
 grep 'msg="member failed"' <<<"$out" | grep -q "$host:7002" || fail "no log line of $host:7002 failing"
+if command -v dig >/dev/null; then
+	grep -Eq 'IN[[:space:]]+SRV[[:space:]]+[0-9]+ [0-9]+ 9000 ' <<<"$out" || fail "dig listed no SRV record of web"
+fi
 echo "ok"

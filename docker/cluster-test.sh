@@ -11,6 +11,8 @@
 # member's /metrics (docker/prometheus.sh) and its HTTP API must show every
 # target up with five alive members on each, then, once m3 is killed, m3
 # down and four alive on each of the others.
+# Where dig is installed, it also asks m1's DNS (docs/dns.md) for the web
+# service before and after the kill of step 2.
 # Everything it starts is removed on exit, pass or fail. It needs a Docker
 # daemon and `docker compose` or `docker-compose`; without a daemon it skips.
 set -euo pipefail
@@ -108,6 +110,38 @@ if command -v curl >/dev/null 2>&1; then
 	say "HTTP API on m1 ($port) lists the 3 web endpoints"
 fi
 
+# dns_lists member…: dig, a DNS client we did not write, asked m1 over UDP
+# and over TCP (compose publishes them on two ports), lists exactly these
+# members for the web service: SRV records to port 8080 of their node
+# names, and A records of their container addresses (docs/dns.md).
+dns_lists() {
+	local want_srv want_a got m q
+	want_srv="$(for m in "$@"; do echo "1 1 8080 $m-7000.node.gossip."; done | sort)"
+	want_a="$(for m in "$@"; do docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "${cid[$m]}"; done | sort)"
+	for q in "-p $dns_udp" "+tcp -p $dns_tcp"; do
+		# shellcheck disable=SC2086
+		got="$(dig @127.0.0.1 $q +short +time=2 +tries=1 web.service.gossip SRV | sort)" || return 1
+		last="dig $q web.service.gossip SRV: $got"
+		[ "$got" = "$want_srv" ] || return 1
+		# shellcheck disable=SC2086
+		got="$(dig @127.0.0.1 $q +short +time=2 +tries=1 web.service.gossip A | sort)" || return 1
+		last="dig $q web.service.gossip A: $got (want $want_a)"
+		[ "$got" = "$want_a" ] || return 1
+	done
+}
+dns_check() {
+	if ! command -v dig >/dev/null 2>&1; then
+		say "DNS: skipped: dig is not installed (Debian package dnsutils)"
+		return 0
+	fi
+	dns_udp="$(compose port --protocol udp m1 8600 | tail -n1 | sed 's/.*://')"
+	dns_tcp="$(compose port m1 8600 | tail -n1 | sed 's/.*://')"
+	wait_until 30 "dig lists web members $*" dns_lists "$@"
+	say "DNS on m1 (udp $dns_udp, tcp $dns_tcp): dig lists web members $* in SRV and A"
+	dig @127.0.0.1 -p "$dns_udp" web.service.gossip SRV | sed -n '/ANSWER SECTION/,/^$/p'
+}
+dns_check m1 m2 m3
+
 now_ms() { date +%s%3N; }
 
 # prom_shows n member…: Prometheus shows up=1 on the members given and 0 on
@@ -163,6 +197,7 @@ if [ -z "$prom_skip" ]; then
 	prom_report "$(($(now_ms) - t0ms))ms after the kill"
 	prom_stop
 fi
+dns_check m1 m2
 
 say "starting m3 again"
 docker start "${cid[m3]}" >/dev/null

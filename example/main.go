@@ -14,6 +14,11 @@
 //
 //	curl -X PUT -d '{"tags":{"zone":"b"}}' http://127.0.0.1:8081/data
 //
+// With -dns it answers DNS too, from the same live view (dns.go,
+// docs/dns.md): SRV and A records of each service's live instances.
+//
+//	dig @127.0.0.1 -p 8600 web.service.gossip SRV
+//
 // With -tls-cert, -tls-key and -tls-ca the member speaks mutual TLS: it
 // accepts only peers whose certificate the CA signed, and presents its own
 // to the peers it dials. Every member of a cluster must agree. -cluster
@@ -96,6 +101,9 @@ type config struct {
 	tlsCert   string
 	tlsKey    string
 	tlsCA     string
+	dns       string        // DNS address; "" means no DNS (dns.go)
+	dnsDomain string        // the DNS zone
+	dnsTTL    time.Duration // of DNS records
 }
 
 // envName is the environment variable twin of a flag: -rpc-timeout is
@@ -123,6 +131,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM `file` of this member's certificate, for mutual TLS with -tls-key and -tls-ca; empty (all three) means plain TCP")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM `file` of the private key of -tls-cert")
 	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM `file` of the CA that signs every member's certificate")
+	fs.StringVar(&c.dns, "dns", "", "`host:port` to answer DNS on, over UDP and TCP (docs/dns.md); empty means no DNS")
+	fs.StringVar(&c.dnsDomain, "dns-domain", defaultDNSDomain, "`domain` the DNS answers for, as its authority")
+	fs.DurationVar(&c.dnsTTL, "dns-ttl", 0, "TTL of DNS records, whole seconds; 0 means resolvers do not cache, so a failure is gone from every lookup at once")
 	fs.Usage = func() { usage(fs) }
 
 	var errs []error
@@ -149,6 +160,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return c, fmt.Errorf("-tags: %w", err)
 	}
 	if err := checkTLSFlags(c.tlsCert, c.tlsKey, c.tlsCA); err != nil {
+		return c, err
+	}
+	if _, err := checkDNSConfig(dnsConfig{addr: c.dns, domain: c.dnsDomain, ttl: c.dnsTTL}); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -217,6 +231,8 @@ type app struct {
 	httpAddr string // where the HTTP API listens
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	dns *dnsServer // the DNS interface; nil without -dns
 }
 
 // start starts the member, its HTTP API and the change logger.
@@ -262,12 +278,17 @@ func start(cfg config, log *logrus.Logger) (*app, error) {
 		data.Endpoint = defaultEndpoint(g.Addr(), ln.Addr().String())
 		err = g.UpdateData(data)
 	}
+	var dnsSrv *dnsServer
+	if err == nil && cfg.dns != "" {
+		dnsSrv, err = startDNS(g.GetMembers, dnsConfig{addr: cfg.dns, domain: cfg.dnsDomain, ttl: cfg.dnsTTL}, log)
+	}
 	if err != nil {
 		ln.Close()
 		g.Close()
 		return nil, err
 	}
 	a := &app{g: g, api: newAPI(g, data, log), httpAddr: ln.Addr().String()}
+	a.dns = dnsSrv
 	a.srv = &http.Server{
 		Handler:           a.api.handler(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -11,7 +11,7 @@ import (
 // shutdown leaves the cluster and closes the member (Gossip.Shutdown), so
 // that the others drop it at once rather than after their failure time,
 // then stops the HTTP server gracefully, waiting for the requests in
-// flight, and the change logger; all within timeout. The member and the
+// flight, the DNS server and the change logger; all within timeout. The member and the
 // HTTP server are closed whatever it returns: the error says what was cut
 // short, a leave that reached too few peers (they see a failure instead,
 // after FailureTime) or requests still running at the timeout.
@@ -23,6 +23,7 @@ func (a *app) shutdown(timeout time.Duration) error {
 		a.srv.Close() // cut the requests still running
 		err = errors.Join(err, fmt.Errorf("http: %w", herr))
 	}
+	err = errors.Join(err, a.dns.close())
 	a.cancel()
 	a.wg.Wait()
 	return err
