@@ -40,7 +40,7 @@
 // DefaultLANConfig.
 //
 // With -sim, the command runs nothing (unless -from is given too): it draws
-// the root module's simulated runs (the JSON of -sim.out and -model.out)
+// the root module's simulated runs (the JSON of internal/sim's -sim.out)
 // against n, next to the failure-time formula, into -sim-plot, and prints
 // their medians; see simplot.go.
 //

@@ -16,11 +16,12 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// The simulation plot (-sim): what the root module's simulations measured
+// The simulation plot (-sim): what the root module's simulation measured
 // against n, next to what the failure-time formula predicts. Its input is
-// the JSON that `go test -run 'TestSimulation$' -sim.out FILE` (the library's
-// table code) and `go test -run 'TestModel$' -model.out FILE` (the compact
-// model) write: a list of runs.
+// the JSON that `go test ./internal/sim -run 'TestSimulation$' -sim.out FILE`
+// writes (the members' own state machine over an in-memory network): a list
+// of runs. Files of the compact model the project once had (source "model")
+// are drawn too.
 
 // plotSim reads the simulated runs of the JSON files paths, draws them into
 // the PNG file out and prints their medians to w, as a markdown table if
