@@ -111,8 +111,8 @@ func watchLag(period, thresh time.Duration) *lagWatch {
 			select {
 			case <-l.stop:
 				return
-			case now := <-t.C:
-				now = time.Now()
+			case <-t.C:
+				now := time.Now() // the tick's own time is when it was due, not when it ran
 				lag := now.Sub(last) - period
 				last = now
 				l.mu.Lock()
