@@ -1,10 +1,15 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,4 +130,93 @@ func TestKilledProcessesAreDroppedAndComeBack(t *testing.T) {
 	t.Logf("%d processes, interval %v: SIGKILLed %d (the seed among them) dropped by all after %v (FailureTime %v); restarted, back everywhere with new data %v (%.0f rounds) after they answered",
 		n, interval, len(killed), detect.Round(time.Millisecond), tfail, back.Round(time.Millisecond), float64(back)/float64(interval))
 	assert.LessOrEqual(t, back, 20*interval, "back within a few rounds")
+}
+
+// lockedBuffer is a log a process writes to while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStoppedProcessAccusesNoOneOnResume stops one of three example
+// processes with SIGSTOP for three failure times and continues it with
+// SIGCONT: the others drop it and take it back, and it, having heard
+// nothing for as long, reports no live member failed.
+func TestStoppedProcessAccusesNoOneOnResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example command: not in -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command in PATH to build the example with")
+	}
+	const (
+		n        = 3
+		interval = 100 * time.Millisecond
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := procs.Build(ctx, ".", t.TempDir())
+	require.NoError(t, err)
+	ports, err := procs.FreePorts(2 * n)
+	require.NoError(t, err)
+	ms := make([]procs.Member, n)
+	logs := make([]*lockedBuffer, n)
+	ps := make([]*procs.Proc, n)
+	for i := range ms {
+		logs[i] = &lockedBuffer{}
+		ms[i] = procs.Member{
+			Bin: bin, Interval: interval,
+			Addr:     "127.0.0.1:" + strconv.Itoa(ports[i]),
+			HTTP:     "127.0.0.1:" + strconv.Itoa(ports[n+i]),
+			Endpoint: fmt.Sprintf("http://m%d", i),
+			Log:      io.MultiWriter(logs[i], testWriter{t}),
+		}
+		if i > 0 {
+			ms[i].Join = ms[0].Addr
+		}
+		ps[i], err = procs.Start(ms[i])
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		for _, p := range ps {
+			p.Signal(syscall.SIGCONT)
+			p.Kill()
+		}
+	})
+	sees := func(i, count int) bool {
+		v, err := procs.Members(ctx, ms[i].HTTP)
+		return err == nil && len(v) == count
+	}
+	require.Eventually(t, func() bool { return sees(0, n) && sees(1, n) && sees(2, n) }, converge, 10*time.Millisecond, "converge")
+
+	const stopped = 2
+	tfail := protocol.FailureTime(n, interval, Nfailures)
+	require.NoError(t, ps[stopped].Signal(syscall.SIGSTOP))
+	stop := time.Now()
+	require.Eventually(t, func() bool { return sees(0, n-1) && sees(1, n-1) }, converge, 10*time.Millisecond, "the others drop the stopped member")
+	dropped := time.Since(stop)
+	<-time.After(3*tfail - time.Since(stop)) // the pause itself: a length of the scenario, not a wait for a condition
+	before := strings.Count(logs[stopped].String(), "member failed")
+	require.NoError(t, ps[stopped].Signal(syscall.SIGCONT))
+	resume := time.Now()
+	require.Eventually(t, func() bool { return sees(0, n) && sees(1, n) && sees(2, n) }, converge, 10*time.Millisecond, "all see all again")
+	back := time.Since(resume)
+	// A round or two more, in which a late accusation would show.
+	require.Never(t, func() bool { return strings.Count(logs[stopped].String(), "member failed") > before }, 5*interval, 10*time.Millisecond,
+		"the resumed member accuses no one")
+	t.Logf("stopped for %v (3 × FailureTime %v): dropped by the others after %v, back in every view %v after SIGCONT",
+		3*tfail, tfail, dropped.Round(time.Millisecond), back.Round(time.Millisecond))
+	assert.Less(t, back, 10*interval, "taken back within a few rounds")
 }

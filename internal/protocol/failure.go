@@ -71,6 +71,64 @@ func (s *State) FailureTime() time.Duration {
 	return FailureTime(n, s.cfg.Interval, s.cfg.Nfailures)
 }
 
+// Local health.
+//
+// A member learns that a peer is alive only by watching its heartbeat rise,
+// and it watches only while it runs. Stopped (SIGSTOP, a VM paused or
+// migrated, a laptop lid, a long GC pause) or starved of CPU, it hears
+// nothing, and when it runs again every peer's heartbeat looks as old as the
+// pause: without a guard it would declare every live member dead at once,
+// and its application would see every endpoint vanish and come back. The
+// silence was its own. So a member that finds it has not applied the
+// failure rules for more than pauseRounds intervals (it does so every round,
+// and whenever its members are read) takes the time it was away, less one
+// interval, off every live peer's silence: a peer that was silent before the
+// pause stays exactly as suspect as it was, one that was not gets a whole
+// failure time from the resume to be heard from, and nobody is accused for
+// the pause itself. Cassandra does the like: its failure detector convicts no
+// one for a while after its own thread stalled.
+//
+// Its peers, meanwhile, may have declared it dead, and would take it back
+// only once its heartbeat passed the revive margin (up to two failure times
+// of rounds) or they forgot it. So on resume it also counts its heartbeat on
+// from the clock, in microseconds, as a restarted member does: far beyond
+// any margin, it is taken back at its next exchange.
+
+// pauseRounds is how many intervals may pass between two applications of
+// the failure rules before the member counts the gap as a pause. Rounds come
+// every 0.9 to 1.1 intervals.
+const pauseRounds = 2
+
+// watch notes that the failure rules are applied at now and, if the last
+// time was a pause ago, takes the pause off every live peer's silence (see
+// above).
+func (s *State) watch(now time.Time) {
+	gap := now.Sub(s.watched)
+	if now.After(s.watched) {
+		s.watched = now
+	}
+	if gap <= pauseRounds*s.cfg.Interval {
+		return
+	}
+	away := gap - s.cfg.Interval
+	self := s.table.self
+	for _, e := range s.table.list {
+		if e.alive && e != self {
+			if e.lastRise = e.lastRise.Add(away); e.lastRise.After(now) {
+				e.lastRise = now
+			}
+		}
+	}
+	self.heartbeat = max(self.heartbeat+1, now.UnixMicro())
+	level := Debug
+	if away > s.FailureTime()/2 {
+		level = Warn
+	}
+	if level == Warn || s.cfg.Debug {
+		s.log(level, "gossip: this member was paused or starved of CPU; the time it was away does not count against its peers", "away", away)
+	}
+}
+
 // sweep applies the failure rules at local time now: a live member whose
 // heartbeat has not risen for the failure time is declared dead; a dead
 // one, or one that left, is forgotten after the cleanup time.

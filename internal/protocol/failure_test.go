@@ -226,7 +226,7 @@ func TestSweep(t *testing.T) {
 			var events []string
 			for _, at := range tc.at {
 				// peer(1) keeps beating.
-				m.now = t0.Add(at)
+				m.setNow(t0.Add(at))
 				m.mergeAt(Entry{Addr: peer(1), Heartbeat: 100 + int64(at/time.Millisecond), Version: 100})
 				events = append(events, eventsOf(m.Sweep(m.now))...)
 			}
@@ -252,7 +252,7 @@ func TestSweepForgetsMembersThatLeft(t *testing.T) {
 	// the member left alone with peer(1) (which keeps beating).
 	cleanup := CleanupTime(FailureTime(2, time.Second, 3))
 	for _, d := range []time.Duration{cleanup / 2, cleanup} {
-		m.now = t0.Add(d)
+		m.setNow(t0.Add(d))
 		m.mergeAt(Entry{Addr: peer(1), Heartbeat: 100 + int64(d/time.Second), Version: 100})
 		assert.Empty(t, m.Sweep(m.now).Events, "at %v", d)
 		_, st = m.Lookup(peer(0))
@@ -281,4 +281,71 @@ func TestMissProbability(t *testing.T) {
 	// Large n: the factor tends to exp(-(1-p)).
 	got, want := MissProbability(1_000_000, 0.1), (1-0.81)*math.Exp(-0.9)
 	assert.InDelta(t, want, got, 1e-6, fmt.Sprintf("MissProbability(1e6, 0.1) = %v, want about %v", got, want))
+}
+
+// TestPauseAccusesNoOne stops a member for three failure times without
+// ticking, as SIGSTOP does: on resume it accuses no one, a peer that was
+// already silent before the pause stays exactly as suspect as it was, and
+// it counts its heartbeat on from the clock so that its peers take it back.
+func TestPauseAccusesNoOne(t *testing.T) {
+	m := newMember(t)
+	m.join(t, 2) // peer(0) keeps beating; peer(1) falls silent at t0
+	beat := func() Output {
+		hb := 100 + int64(m.now.Sub(t0)/time.Second)
+		m.mergeAt(Entry{Addr: peer(0), Heartbeat: hb, Version: 100})
+		return m.Tick(m.now, nil)
+	}
+	silentBefore := 5 * time.Second
+	for range int(silentBefore / time.Second) {
+		m.now = m.now.Add(time.Second)
+		require.Empty(t, eventsOf(beat()))
+	}
+	tfail := m.FailureTime()
+
+	m.now = m.now.Add(3 * tfail) // stopped: no tick, no merge
+	// What queued up while it was stopped is handled before its round.
+	m.mergeAt(Entry{Addr: peer(0), Heartbeat: 100 + int64(m.now.Sub(t0)/time.Second), Version: 100})
+	out := m.Tick(m.now, nil)
+	assert.Equal(t, m.now, m.entryOf(peer(0)).lastRise, "a peer heard from on resume is not pushed into the future")
+	assert.Empty(t, eventsOf(out), "nobody is accused on resume")
+	assert.Equal(t, []string{selfAddr, peer(0), peer(1)}, m.liveAddrs())
+	assert.GreaterOrEqual(t, m.self().heartbeat, m.now.UnixMicro(), "counts on from the clock, beyond the peers' revive margin")
+	var warned bool
+	for _, l := range out.Logs {
+		warned = warned || l.Level == Warn
+	}
+	assert.True(t, warned, "a pause past half a failure time is logged at warning level")
+
+	// peer(1) was silent for silentBefore when the member stopped; of the
+	// time away only one round counts, so it fails at the first round at
+	// which silentBefore, that round and the time since pass the failure
+	// time.
+	var failedAfter time.Duration
+	for resumed := m.now; failedAfter == 0; {
+		m.now = m.now.Add(time.Second)
+		for _, ev := range beat().Events {
+			require.Equal(t, Failed, ev.Type)
+			require.Equal(t, peer(1), ev.Addr, "only the silent peer fails")
+			failedAfter = m.now.Sub(resumed)
+		}
+		require.Less(t, m.now.Sub(resumed), 2*tfail, "the silent peer is still detected")
+	}
+	assert.Equal(t, tfail-silentBefore, failedAfter, "the silent peer fails once its silence, pause aside but for a round, passes the failure time")
+}
+
+// TestSlowRoundsAreNoPause checks that rounds up to pauseRounds intervals
+// apart, as a busy machine makes them, change nothing: a silent peer fails
+// after exactly the failure time.
+func TestSlowRoundsAreNoPause(t *testing.T) {
+	m := newMember(t)
+	m.join(t, 1)
+	tfail := m.FailureTime()
+	var failedAt time.Duration
+	for failedAt == 0 && m.now.Sub(t0) < 3*tfail {
+		m.now = m.now.Add(pauseRounds * time.Second)
+		if len(m.Tick(m.now, nil).Events) > 0 {
+			failedAt = m.now.Sub(t0)
+		}
+	}
+	assert.Equal(t, tfail+pauseRounds*time.Second-tfail%(pauseRounds*time.Second), failedAt, "the first round past the failure time")
 }

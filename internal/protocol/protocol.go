@@ -73,6 +73,7 @@ type State struct {
 	retry   map[string]*retryState // seeds and dead members being contacted (see recovery.go)
 	aliases map[string]bool        // addresses found to reach this member
 	rumors  map[string]rumor       // news to spread at once (see rumor.go)
+	watched time.Time              // when the failure rules were last applied (see watch)
 	out     Output                 // what the input being handled produced so far
 }
 
@@ -110,6 +111,7 @@ func (s *State) Start(addr string, now time.Time) {
 	self.addr, self.heartbeat, self.lastRise = addr, now.UnixMicro(), now
 	self.version = self.heartbeat
 	s.table.put(self)
+	s.watched = now
 }
 
 // Addr returns the member's advertised address, or "" before Start.
@@ -133,6 +135,7 @@ func (s *State) Tick(now time.Time, held []string) Output {
 	if s.phase != running {
 		return Output{}
 	}
+	s.watch(now)
 	self := s.table.self
 	self.heartbeat++
 	self.lastRise = now
@@ -262,6 +265,7 @@ func (s *State) SetData(data []byte, now time.Time) Output {
 // sees a member alive past its failure time.
 func (s *State) Sweep(now time.Time) Output {
 	if s.phase == running {
+		s.watch(now)
 		s.sweep(now)
 	}
 	return s.flush()

@@ -170,7 +170,7 @@ func TestSpread(t *testing.T) {
 			held := tc.setup(t, m)
 			start := m.now
 			for i, step := range tc.steps {
-				m.now = start.Add(step.after)
+				m.setNow(start.Add(step.after))
 				out := m.Spread(m.now, held)
 				if len(out.Send) != step.wantSends || out.Rumors != step.wantMore {
 					t.Errorf("spread %d: Spread() = %d sends, more %v; want %d, %v", i, len(out.Send), out.Rumors, step.wantSends, step.wantMore)

@@ -44,8 +44,8 @@ func TestPartitionHeals(t *testing.T) {
 
 // TestPausedMemberTakenBack pauses a member for three failure times, as
 // SIGSTOP would: the others declare it dead, and take it back once it
-// resumes. It also measures what the resumed member makes of the others,
-// which it has not heard from for as long.
+// resumes, within a few rounds; the resumed member, which has not heard
+// from the others for as long, accuses none of them (protocol's watch).
 func TestPausedMemberTakenBack(t *testing.T) {
 	const n, paused = 16, 5
 	c := New(Config{N: n, Seed: 13, Net: NetConfig{Delay: ms, Jitter: 2 * ms}})
@@ -68,6 +68,8 @@ func TestPausedMemberTakenBack(t *testing.T) {
 	assert.True(t, allSee(c, members(0, n), protocol.Alive), "all see all")
 
 	accused := countBy(e, protocol.Failed, paused) - failedBefore
+	assert.Zero(t, accused, "the resumed member accuses no one")
+	assert.LessOrEqual(t, rounds, 3, "taken back within a few rounds: its heartbeat counts on from the clock")
 	t.Logf("paused for %v (3 × FailureTime), taken back %d rounds after resuming; on resuming it declared %d of its %d live peers dead and took back %d",
 		3*tfail, rounds, accused, n-1, countBy(e, protocol.Rejoined, paused))
 }
@@ -83,4 +85,24 @@ func countBy(e *events, typ protocol.EventType, i int) int {
 		}
 	}
 	return k
+}
+
+// TestPausesAccuseNoOne pauses one member of 64 for a range of lengths
+// around the failure time: whatever the length, on resuming it accuses no
+// one, and it is back in every view within a few rounds.
+func TestPausesAccuseNoOne(t *testing.T) {
+	const n, paused = 64, 7
+	for _, k := range []float64{0.5, 0.9, 1.1, 1.5, 2, 3} {
+		c := New(Config{N: n, Seed: uint64(100 * k), Net: NetConfig{Delay: ms, Jitter: 2 * ms}})
+		e := watch(c)
+		c.StartConverged()
+		c.RunFor(10 * time.Second)
+		tfail := c.Member(0).FailureTime()
+		c.Pause(paused)
+		c.RunFor(time.Duration(k * float64(tfail)))
+		c.Resume(paused)
+		rounds := runUntil(t, c, 3*int(tfail/time.Second), "all see all", func() bool { return allSee(c, members(0, n), protocol.Alive) })
+		assert.Zero(t, countBy(e, protocol.Failed, paused), "paused for %.1f × FailureTime: accusations by the resumed member", k)
+		assert.LessOrEqual(t, rounds, 3, "paused for %.1f × FailureTime: rounds until all see all", k)
+	}
 }
