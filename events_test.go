@@ -47,8 +47,15 @@ func TestEventsOrderAndContent(t *testing.T) {
 	g.mergeEntries(Entry{Addr: b, Heartbeat: 11, Version: 11, WithData: true, Data: enc("b2")})
 	g.mergeEntries(Entry{Addr: b, Heartbeat: 12, Version: 12, WithData: true, Data: enc("b2")}) // same data: no event
 	failAt := clk.Now().Add(g.FailureTime() + time.Second)
-	clk.Advance(g.FailureTime() + time.Second)
-	g.GetMembers() // sweeps: both fail
+	for clk.Now().Before(failAt) {
+		// Less than two rounds at a time: a longer jump of the clock would
+		// be a pause of the member, which accuses no one for it (see the
+		// protocol's watch). In steps of 1.25 s both fail at the same sweep,
+		// at failAt, FailureTime + 1 s = 10 s on.
+		clk.Advance(1250 * time.Millisecond)
+		g.GetMembers()
+	}
+	require.Equal(t, failAt, clk.Now())
 	clk.Advance(time.Second)
 	hb := clk.Now().UnixMicro()
 	g.mergeEntries(Entry{Addr: b, Heartbeat: hb, Version: hb, WithData: true, Data: enc("b3")})
