@@ -56,7 +56,7 @@
 // back what to send, events and log records. This package is its shell: it
 // listens (server.go), serves net/rpc (rpc.go, codec.go), dials and keeps
 // connections (pool.go), carries out what the state machine asks
-// (exchange.go), times rounds and spreads (this file, rumor.go), and
+// (exchange.go), times rounds and spreads (this file), and
 // delivers events (events.go) and C. Any Go program can read a live member
 // with a plain net/rpc client:
 //
@@ -393,12 +393,12 @@ func (g *Gossip) close() error {
 
 // loop runs one gossip round every interval, with a little jitter so that
 // members started together do not gossip in lockstep (protocol's NextTick).
-// Between rounds it spreads rumors as they come, paced by a rumorPacer.
+// Between rounds it spreads rumors as they come, paced by a protocol.Pacer.
 func (g *Gossip) loop() {
 	defer g.wg.Done()
 	t := time.NewTimer(0)
 	defer t.Stop()
-	pace := newRumorPacer(g.cfg.GossipInterval)
+	pace := protocol.NewPacer(g.cfg.GossipInterval)
 	var (
 		held  *time.Timer // a spread waiting for the pacer, if any
 		heldC <-chan time.Time
@@ -409,7 +409,7 @@ func (g *Gossip) loop() {
 		}
 	}()
 	spread := func() {
-		if wait := pace.wait(time.Now()); wait > 0 {
+		if wait := pace.Wait(time.Now()); wait > 0 {
 			held = time.NewTimer(wait)
 			heldC = held.C
 			return

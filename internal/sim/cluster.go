@@ -102,7 +102,7 @@ type member struct {
 	s       *protocol.State
 	addr    string
 	pool    pool
-	pace    pacer
+	pace    *protocol.Pacer
 	signal  bool // a spread was asked for and not yet looked at
 	waiting bool // a spread waits for the pacer
 	sem     int  // exchanges in flight (the root package's sem)
@@ -140,7 +140,7 @@ func New(cfg Config) *Cluster {
 			s:    protocol.New(pc, rand.New(rand.NewPCG(cfg.Seed, uint64(i))), nil),
 			addr: Addr(i),
 			pool: pool{capacity: cfg.MaxOutboundConns},
-			pace: newPacer(protocol.RumorGap(cfg.Interval), cfg.Interval),
+			pace: protocol.NewPacer(cfg.Interval),
 		}
 		c.members = append(c.members, m)
 		c.index[m.addr] = i

@@ -164,7 +164,7 @@ func (c *Cluster) askSpread(i int) {
 // spread spreads member i's rumors now, or when the pacer allows.
 func (c *Cluster) spread(i int) {
 	m := c.members[i]
-	if wait := m.pace.wait(c.net.Now()); wait > 0 {
+	if wait := m.pace.Wait(c.Now()); wait > 0 {
 		m.waiting = true
 		c.net.At(c.net.Now()+wait, i, func() {
 			m.waiting = false

@@ -1,17 +1,13 @@
-package gossip
+package protocol
 
-import (
-	"time"
-
-	"github.com/gossipfd/gossip/internal/protocol"
-)
+import "time"
 
 // Pacing rumors.
 //
-// The protocol decides what news to spread and to whom (internal/protocol's
-// rumor.go); the member's loop decides when. A spread comes at least a rumor
-// gap (protocol.RumorGap: a tenth of the interval, at most 50 ms) after the
-// last, so that rumors arriving meanwhile go together, and within a budget:
+// The state machine decides what news to spread and to whom (rumor.go);
+// its caller decides when, with a Pacer. A spread comes at least a rumor
+// gap (RumorGap: a tenth of the interval, at most 50 ms) after the last, so
+// that rumors arriving meanwhile go together, and within a budget:
 // rumorBurst spreads at once, then rumorRate per gossip interval. A single
 // change spreads at once; a storm of changes (a thousand members joining)
 // costs each member at most rumorRate × RumorFanout messages a round on top
@@ -21,9 +17,9 @@ const (
 	rumorRate  = 1
 )
 
-// rumorPacer holds the gap and the budget between spreads. It is owned by
-// the member's loop.
-type rumorPacer struct {
+// Pacer holds the gap and the budget between one member's spreads. It is
+// not safe for concurrent use.
+type Pacer struct {
 	gap    time.Duration
 	next   time.Time // the earliest time of the next spread
 	tokens float64
@@ -31,13 +27,14 @@ type rumorPacer struct {
 	per    time.Duration // to earn one spread
 }
 
-func newRumorPacer(interval time.Duration) *rumorPacer {
-	return &rumorPacer{gap: protocol.RumorGap(interval), tokens: rumorBurst, per: interval / rumorRate}
+// NewPacer returns the pacer of a member gossiping every interval.
+func NewPacer(interval time.Duration) *Pacer {
+	return &Pacer{gap: RumorGap(interval), tokens: rumorBurst, per: interval / rumorRate}
 }
 
-// wait returns 0 and counts a spread at time now if one may be made then;
+// Wait returns 0 and counts a spread at time now if one may be made then;
 // otherwise it returns how long until one may.
-func (p *rumorPacer) wait(now time.Time) time.Duration {
+func (p *Pacer) Wait(now time.Time) time.Duration {
 	if d := p.next.Sub(now); d > 0 {
 		return d
 	}
