@@ -25,35 +25,15 @@ import (
 // drops them within the failure time, and every member sees them back, with
 // their new endpoints, within a few rounds of their start.
 func TestKilledProcessesAreDroppedAndComeBack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the example command: not in -short")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command in PATH to build the example with")
-	}
 	const (
 		n        = 5
 		interval = 50 * time.Millisecond
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := procs.Build(ctx, ".", t.TempDir())
-	require.NoError(t, err)
-	ports, err := procs.FreePorts(2 * n)
-	require.NoError(t, err)
-
-	ms := make([]procs.Member, n)
+	ms := processMembers(ctx, t, n, interval, func(i int) io.Writer { return testWriter{t} })
 	for i := range ms {
-		ms[i] = procs.Member{
-			Bin: bin, Interval: interval,
-			Addr:     "127.0.0.1:" + strconv.Itoa(ports[i]),
-			HTTP:     "127.0.0.1:" + strconv.Itoa(ports[n+i]),
-			Endpoint: fmt.Sprintf("http://first-life-%d", i),
-			Log:      testWriter{t},
-		}
-		if i > 0 {
-			ms[i].Join = ms[0].Addr
-		}
+		ms[i].Endpoint = fmt.Sprintf("http://first-life-%d", i)
 	}
 	ps := make([]*procs.Proc, n)
 	start := func(i int) {
@@ -155,37 +135,20 @@ func (b *lockedBuffer) String() string {
 // SIGCONT: the others drop it and take it back, and it, having heard
 // nothing for as long, reports no live member failed.
 func TestStoppedProcessAccusesNoOneOnResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the example command: not in -short")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command in PATH to build the example with")
-	}
 	const (
 		n        = 3
 		interval = 100 * time.Millisecond
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := procs.Build(ctx, ".", t.TempDir())
-	require.NoError(t, err)
-	ports, err := procs.FreePorts(2 * n)
-	require.NoError(t, err)
-	ms := make([]procs.Member, n)
 	logs := make([]*lockedBuffer, n)
+	ms := processMembers(ctx, t, n, interval, func(i int) io.Writer {
+		logs[i] = &lockedBuffer{}
+		return io.MultiWriter(logs[i], testWriter{t})
+	})
 	ps := make([]*procs.Proc, n)
 	for i := range ms {
-		logs[i] = &lockedBuffer{}
-		ms[i] = procs.Member{
-			Bin: bin, Interval: interval,
-			Addr:     "127.0.0.1:" + strconv.Itoa(ports[i]),
-			HTTP:     "127.0.0.1:" + strconv.Itoa(ports[n+i]),
-			Endpoint: fmt.Sprintf("http://m%d", i),
-			Log:      io.MultiWriter(logs[i], testWriter{t}),
-		}
-		if i > 0 {
-			ms[i].Join = ms[0].Addr
-		}
+		var err error
 		ps[i], err = procs.Start(ms[i])
 		require.NoError(t, err)
 	}
@@ -219,4 +182,36 @@ func TestStoppedProcessAccusesNoOneOnResume(t *testing.T) {
 	t.Logf("stopped for %v (3 × FailureTime %v): dropped by the others after %v, back in every view %v after SIGCONT",
 		3*tfail, tfail, dropped.Round(time.Millisecond), back.Round(time.Millisecond))
 	assert.Less(t, back, 10*interval, "taken back within a few rounds")
+}
+
+// processMembers builds the example command and describes n member
+// processes of it on free loopback ports, gossiping every interval, the
+// first the others' seed, each logging to log(i). It skips the test in
+// -short mode or without a go command.
+func processMembers(ctx context.Context, t *testing.T, n int, interval time.Duration, log func(i int) io.Writer) []procs.Member {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the example command: not in -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command in PATH to build the example with")
+	}
+	bin, err := procs.Build(ctx, ".", t.TempDir())
+	require.NoError(t, err)
+	ports, err := procs.FreePorts(2 * n)
+	require.NoError(t, err)
+	ms := make([]procs.Member, n)
+	for i := range ms {
+		ms[i] = procs.Member{
+			Bin: bin, Interval: interval,
+			Addr:     "127.0.0.1:" + strconv.Itoa(ports[i]),
+			HTTP:     "127.0.0.1:" + strconv.Itoa(ports[n+i]),
+			Endpoint: fmt.Sprintf("http://m%d", i),
+			Log:      log(i),
+		}
+		if i > 0 {
+			ms[i].Join = ms[0].Addr
+		}
+	}
+	return ms
 }
