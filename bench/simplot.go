@@ -54,10 +54,15 @@ func writeSimTable(w io.Writer, points []simPoint, markdown bool) error {
 // simResult is one simulated run, as the root module's SimResult writes it.
 // Rounds are gossip rounds.
 type simResult struct {
-	Source          string  `json:"source"` // "code" or "model"; empty in files older than the model: "code"
-	N               int     `json:"n"`
-	Loss            float64 `json:"loss"`
-	SpreadRounds    int     `json:"spread_rounds"`
+	Source       string  `json:"source"` // "code" or "model"; empty in files older than the model: "code"
+	N            int     `json:"n"`
+	Loss         float64 `json:"loss"`
+	SpreadRounds int     `json:"spread_rounds"`
+	// HeartbeatSpread is the rounds a heartbeat took to reach every
+	// member, in files of internal/sim, whose data changes travel by rumor
+	// in a round or two; where present, it is the spread drawn against
+	// S(n).
+	HeartbeatSpread int     `json:"heartbeat_spread_rounds"`
 	PredictedSpread int     `json:"predicted_spread"` // S(n)
 	DetectFirst     int     `json:"detect_first"`
 	DetectLast      int     `json:"detect_last"`
@@ -88,6 +93,9 @@ func readSimResults(paths []string) ([]simResult, error) {
 		for i := range rs {
 			if rs[i].Source == "" {
 				rs[i].Source = srcCode
+			}
+			if rs[i].HeartbeatSpread > 0 {
+				rs[i].SpreadRounds = rs[i].HeartbeatSpread
 			}
 		}
 		all = append(all, rs...)

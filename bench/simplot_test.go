@@ -31,17 +31,22 @@ const (
   {"n": 32, "loss": 0, "spread_rounds": 4, "predicted_spread": 6, "detect_first": 19, "detect_last": 23, "failure_rounds": 18, "false_reports": 1, "rounds": 50, "seconds": 2},
   {"n": 32, "loss": 0, "spread_rounds": 5, "predicted_spread": 6, "detect_first": 19, "detect_last": 25, "failure_rounds": 18, "rounds": 50, "seconds": 3}
 ]`
+	// internal/sim's: data spreads by rumor; the heartbeat's spread counts.
+	stateJSON = `[
+  {"source": "code", "n": 128, "loss": 0, "spread_rounds": 1, "heartbeat_spread_rounds": 7, "predicted_spread": 8, "detect_first": 24, "detect_last": 29, "failure_rounds": 24, "rounds": 150, "seconds": 1}
+]`
 )
 
 func TestSummarizeSim(t *testing.T) {
 	dir := t.TempDir()
-	rs, err := readSimResults([]string{simRuns(t, dir, "model.json", modelJSON), simRuns(t, dir, "code.json", codeJSON)})
+	rs, err := readSimResults([]string{simRuns(t, dir, "model.json", modelJSON), simRuns(t, dir, "code.json", codeJSON), simRuns(t, dir, "state.json", stateJSON)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []simPoint{
 		{Source: srcCode, Loss: 0, N: 32, Runs: 2, Spread: 4.5, DetectFirst: 19, DetectLast: 24, Predicted: 6, Failure: 18, FalseReports: 1, Rounds: 100, Seconds: 2.5},
 		{Source: srcModel, Loss: 0, N: 32, Runs: 3, Spread: 5, DetectFirst: 19, DetectLast: 23, Predicted: 6, Failure: 18, Rounds: 150, Seconds: 1},
+		{Source: srcCode, Loss: 0, N: 128, Runs: 1, Spread: 7, DetectFirst: 24, DetectLast: 29, Predicted: 8, Failure: 24, Rounds: 150, Seconds: 1},
 		{Source: srcModel, Loss: 0.1, N: 1024, Runs: 1, Spread: 9, DetectFirst: 34, DetectLast: 41, Predicted: 11, Failure: 33, Rounds: 70, Seconds: 30},
 	}
 	got := summarizeSim(rs)
