@@ -117,7 +117,9 @@ func (s *State) revives(e *entry, hb int64) bool {
 	case e.left:
 		return hb > e.heartbeat
 	case e.noticed > 0:
-		return hb > e.noticed+s.noticeSlack()
+		// Above our own record too: the slack shrinks with the live
+		// members.
+		return hb > max(e.heartbeat, e.noticed+s.noticeSlack())
 	}
 	return hb > e.heartbeat+s.reviveMargin()
 }
