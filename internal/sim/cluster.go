@@ -93,6 +93,9 @@ type Stats struct {
 	// Skipped counts the messages not sent for want of a slot (see
 	// maxExchangesInFlight).
 	Skipped int
+	// Refused counts the calls refused (made to a crashed member), each
+	// reported to the caller's protocol (State.Refused).
+	Refused int
 	// Warnings counts the log records at warning level.
 	Warnings int
 }

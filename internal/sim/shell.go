@@ -94,6 +94,7 @@ func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
 		c.Stats.Failed[msg.Purpose]++
 		m.pool.release(cn, errors.Is(err, ErrTimeout) || errors.Is(err, ErrRefused))
 		if errors.Is(err, ErrRefused) {
+			c.Stats.Refused++
 			c.apply(i, m.s.Refused(msg.To, since, c.Now()))
 		}
 		done(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gossipfd/gossip/internal/protocol"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -105,6 +106,35 @@ func TestSimulationCrashedProcess(t *testing.T) {
 			require.LessOrEqual(t, r.DetectLast, 2*protocol.SpreadRounds(n), "n=%d loss=%.1f: %+v", n, loss, r)
 			require.Less(t, r.DetectLast, r.FailureRounds/2, "n=%d loss=%.1f: %+v", n, loss, r)
 			require.Zero(t, r.FalseReports, "n=%d loss=%.1f: %+v", n, loss, r)
+		}
+	}
+}
+
+// TestLossPausesAndPartitionsGiveNoNotice runs 32 members for 300 rounds
+// with 30% of messages lost, a partition and a paused member, and no crash:
+// no call is refused, so no member is declared dead by a notice, whatever
+// the failure time does meanwhile. Then one crashes: its calls are refused,
+// and every member drops it within a few rounds even at 30% loss.
+func TestLossPausesAndPartitionsGiveNoNotice(t *testing.T) {
+	const n = 32
+	c := New(Config{N: n, Seed: 7, Net: NetConfig{RequestLoss: 0.3, ResponseLoss: 0.3, Delay: time.Millisecond, Jitter: time.Millisecond}})
+	c.StartConverged()
+	iv := c.Config().Interval
+	c.RunFor(100 * iv)
+	c.Partition([]int{0, 1, 2, 3})
+	c.Pause(10)
+	c.RunFor(100 * iv)
+	c.Heal()
+	c.Resume(10)
+	c.RunFor(100 * iv)
+	require.Zero(t, c.Stats.Refused, "calls refused with no member crashed")
+
+	c.Crash(5)
+	c.RunFor(time.Duration(2*protocol.SpreadRounds(n)) * iv)
+	assert.Positive(t, c.Stats.Refused, "calls to the crashed member refused")
+	for i := 0; i < n; i++ {
+		if _, st := c.Member(i).Lookup(Addr(5)); i != 5 && st == protocol.Alive {
+			t.Errorf("member %d still holds the crashed member alive after %d rounds", i, 2*protocol.SpreadRounds(n))
 		}
 	}
 }
