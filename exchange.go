@@ -125,6 +125,27 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 // closed connection or a TLS error proves nothing and does not count.
 func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
+// connEnded is told that the peer at addr ended a connection this member
+// dialled: its process may have died, its kernel closing its sockets. A
+// dial to the address tells: refused, nothing listens there any more, and
+// the protocol hears of it (Refused); accepted, the peer lives (it closed an
+// idle connection, or another process took the port), and the connection
+// is closed unused. The dial runs in a goroutine of the member, bounded as
+// an exchange is.
+func (g *Gossip) connEnded(addr string) {
+	g.goBounded(g.sem, func(ctx context.Context) {
+		since := g.clock.Now()
+		conn, err := g.transport.Dial(ctx, addr)
+		switch {
+		case err == nil:
+			conn.Close()
+		case refused(err):
+			g.log.WithField("peer", addr).Debug("gossip: a peer ended a connection, and refuses a new one")
+			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(addr, since, now) })
+		}
+	})
+}
+
 // merging is step for the inputs that merge gossip into the table: it
 // counts them and their time for Stats, and sends the data a peer asked for
 // (purpose Push) at once from the calling goroutine.
