@@ -68,3 +68,53 @@ func TestRefusedCountsOnlyRefusedDials(t *testing.T) {
 		assert.Equal(t, c.want, refused(c.err), "refused(%v) (%s)", c.err, c.name)
 	}
 }
+
+// TestEndedConnectionIsChecked drives the check a member makes when a peer
+// ends a connection it holds (connEnded), with no rounds to dial for it (an
+// hour apart): a peer whose port now refuses dials is declared dead; one
+// that accepts the dial stays alive.
+func TestEndedConnectionIsChecked(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testConfig(t)
+	cfg.GossipInterval, cfg.Clock = time.Hour, clk
+	g := startMember(t, cfg)
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gone := closed.Addr().String()
+	require.NoError(t, closed.Close())
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer live.Close()
+	accepted := make(chan struct{})
+	go func() {
+		if c, err := live.Accept(); err == nil {
+			c.Close()
+			close(accepted)
+		}
+	}()
+
+	// Its first round comes at once: past it, none comes for an hour.
+	require.Eventually(t, func() bool { return g.Stats().Rounds >= 1 }, converge, time.Millisecond, "first round")
+
+	hb := clk.Now().UnixMicro()
+	// As an exchange's answer brings them: no rumor, so nothing dials them.
+	g.merging(func(s *protocol.State, now time.Time) protocol.Output {
+		return s.HandleResponse("", protocol.Exchange, ExchangeResponse{Members: []Entry{
+			{Addr: gone, Heartbeat: hb, Version: hb, WithData: true},
+			{Addr: live.Addr().String(), Heartbeat: hb, Version: hb, WithData: true},
+		}}, now)
+	})
+	require.Equal(t, protocol.Alive, g.status(gone))
+
+	g.connEnded(gone)
+	require.Eventually(t, func() bool { return g.status(gone) == protocol.Dead }, converge, 2*time.Millisecond, "the refusing peer is declared dead")
+
+	g.connEnded(live.Addr().String())
+	select {
+	case <-accepted:
+	case <-time.After(converge):
+		t.Fatal("no dial to the live peer")
+	}
+	assert.Equal(t, protocol.Alive, g.status(live.Addr().String()), "the peer that accepted stays alive")
+}
