@@ -167,19 +167,23 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 func (c *serverCodec) Close() error { return c.conn.Close() }
 
 // clientCodec is net/rpc's gob client codec with write deadlines and a
-// message size limit. Calls are timed out by clientPool.call.
+// message size limit. Calls are timed out by clientPool.call. net/rpc reads
+// answers in a goroutine of its own, always waiting on the connection, so
+// the codec learns at once when the peer ends the connection: it then calls
+// ended, if set (see clientPool.ended).
 type clientCodec struct {
 	conn    net.Conn
 	dec     *gob.Decoder
 	enc     *gob.Encoder
 	wbuf    *bufio.Writer
 	timeout time.Duration
+	ended   func()
 }
 
-func newClientCodec(conn net.Conn, cfg *Config) *clientCodec {
+func newClientCodec(conn net.Conn, cfg *Config, ended func()) *clientCodec {
 	wbuf := bufio.NewWriter(conn)
 	return &clientCodec{
-		conn: conn, timeout: cfg.RPCTimeout, wbuf: wbuf,
+		conn: conn, timeout: cfg.RPCTimeout, wbuf: wbuf, ended: ended,
 		dec: gob.NewDecoder(newFrameReader(conn, cfg.MaxMessageSize)),
 		enc: gob.NewEncoder(wbuf),
 	}
@@ -196,6 +200,17 @@ func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
 	return c.wbuf.Flush()
 }
 
-func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error { return c.dec.Decode(r) }
-func (c *clientCodec) ReadResponseBody(body any) error          { return c.dec.Decode(body) }
-func (c *clientCodec) Close() error                             { return c.conn.Close() }
+// ReadResponseHeader waits for the next answer. An error other than the
+// connection being closed on this side means that the peer ended it (or
+// sent garbage), which is reported through ended. net/rpc's reader calls
+// it no more after an error.
+func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
+	err := c.dec.Decode(r)
+	if err != nil && !errors.Is(err, net.ErrClosed) && c.ended != nil {
+		c.ended()
+	}
+	return err
+}
+
+func (c *clientCodec) ReadResponseBody(body any) error { return c.dec.Decode(body) }
+func (c *clientCodec) Close() error                    { return c.conn.Close() }

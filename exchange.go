@@ -2,8 +2,10 @@ package gossip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/gossipfd/gossip/internal/protocol"
@@ -91,11 +93,16 @@ func (g *Gossip) writeLogs(logs []protocol.Log) {
 }
 
 // send sends one message, merges the answer (but an Announce's), and sends
-// the data the peer asks for over the same connection, within ctx.
+// the data the peer asks for over the same connection, within ctx. A call
+// whose dial was refused is reported to the protocol (see refused).
 func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 	var resp ExchangeResponse
+	since := g.clock.Now()
 	if err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, m.Purpose.KeepConn()); err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "purpose": m.Purpose}).WithError(err).Debug("gossip: exchange failed")
+		if refused(err) {
+			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
+		}
 		return err
 	}
 	if err := g.checkCluster(m.To, resp.Cluster); err != nil {
@@ -108,6 +115,35 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 		return s.HandleResponse(m.To, m.Purpose, resp, now)
 	})
 	return nil
+}
+
+// refused reports whether a call failed because its dial was refused:
+// nothing listens at the peer's address any more, which is what a crashed
+// process on a live host leaves (see internal/protocol's notice.go). The
+// pool re-dials once when a held connection turns out dead, so a connection
+// that ended and a refused re-dial both end here. A timeout, a reset, a
+// closed connection or a TLS error proves nothing and does not count.
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// connEnded is told that the peer at addr ended a connection this member
+// dialled: its process may have died, its kernel closing its sockets. A
+// dial to the address tells: refused, nothing listens there any more, and
+// the protocol hears of it (Refused); accepted, the peer lives (it closed an
+// idle connection, or another process took the port), and the connection
+// is closed unused. The dial runs in a goroutine of the member, bounded as
+// an exchange is.
+func (g *Gossip) connEnded(addr string) {
+	g.goBounded(g.sem, func(ctx context.Context) {
+		since := g.clock.Now()
+		conn, err := g.transport.Dial(ctx, addr)
+		switch {
+		case err == nil:
+			conn.Close()
+		case refused(err):
+			g.log.WithField("peer", addr).Debug("gossip: a peer ended a connection, and refuses a new one")
+			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(addr, since, now) })
+		}
+	})
 }
 
 // merging is step for the inputs that merge gossip into the table: it

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/faultnet"
 	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,12 +82,15 @@ func TestShutdownErrors(t *testing.T) {
 	assert.NoError(t, g.Shutdown(ctx), "a member alone has no one to tell")
 	assert.ErrorIs(t, g.Shutdown(ctx), ErrClosed)
 
-	// Peers that are gone: the leave gives up when ctx ends, says so on
-	// one line, and the member is closed all the same.
-	gs := startCluster(t, 3, nil)
+	// Peers that cannot be reached (dials across a cut link fail, but are
+	// not refused, which would declare the peers dead at once): the leave
+	// gives up when ctx ends, says so on one line, and the member is
+	// closed all the same.
+	fn := faultnet.New(TCPTransport{}, 4)
+	gs := faultCluster(t, fn, 3)
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
-	gs[1].Close()
-	gs[2].Close()
+	fn.Cut(gs[0].Addr(), gs[1].Addr())
+	fn.Cut(gs[0].Addr(), gs[2].Addr())
 	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	err = gs[0].Shutdown(ctx)

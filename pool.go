@@ -25,6 +25,10 @@ type clientPool struct {
 	clock     Clock
 	metrics   *metrics
 	dials     chan struct{} // bounds the dials in flight (maxDialsInFlight)
+	// ended, if set, is called with the address of a peer that ended a
+	// connection of the pool (see clientCodec), from net/rpc's reader
+	// goroutine: it must not block.
+	ended func(addr string)
 
 	mu      sync.Mutex // protects clients and closed
 	clients map[string]*pooled
@@ -107,7 +111,11 @@ func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *poole
 	if err != nil {
 		return nil, false, fmt.Errorf("gossip: dial %s: %w", addr, err)
 	}
-	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg))
+	var ended func()
+	if p.ended != nil {
+		ended = func() { p.ended(addr) }
+	}
+	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg, ended))
 	// Clients are closed after unlocking: closing a connection waits for its
 	// reader goroutine to notice, which on a busy machine can take long
 	// enough to stall every caller waiting for the pool.

@@ -26,8 +26,13 @@ func TestPlainRPCClient(t *testing.T) {
 		assert.Positive(t, m.Heartbeat)
 	}
 
-	// Gossip.Gossip pushes members in, as Receive does.
-	const outsider = "127.0.0.1:1"
+	// Gossip.Gossip pushes members in, as Receive does. The outsider
+	// listens but never answers: a dial refused would declare it dead at
+	// once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	outsider := ln.Addr().String()
 	require.NoError(t, c.Call("Gossip.Gossip", GossipRequest{Members: []Member{{Addr: outsider, Heartbeat: 7, Data: "hello"}}}, &GossipResponse{}))
 	assert.Eventually(t, func() bool { return dataString(gs[1], outsider) == "hello" }, converge, 5*time.Millisecond,
 		"a pushed member spreads")

@@ -182,19 +182,37 @@ func TestSignalBothAtOnce(t *testing.T) {
 }
 
 // TestSignalAfterPeerDied stops a member with SIGTERM after its only peer
-// was killed: the leave reaches no one, which is one warning line, and the
-// process exits 0.
+// was killed: dials to the dead peer are refused, so the member drops it at
+// once (its one warning: the member failed), has no one to tell that it
+// leaves, and exits 0.
 func TestSignalAfterPeerDied(t *testing.T) {
 	a, b := startPair(t)
 	require.NoError(t, b.cmd.Process.Kill())
 	assert.Equal(t, -1, b.wait(t), "killed")
+	require.Eventually(t, func() bool { return a.members() == 1 }, waitFor, tick, "the killed peer dropped")
 	require.NoError(t, a.cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 0, a.wait(t), "exit status; log:\n%s", a.log)
 	ws := checkLog(t, a)
 	require.Len(t, ws, 1, "one warning: %q", ws)
+	assert.Contains(t, ws[0], `msg="member failed"`)
+	assert.Contains(t, ws[0], b.gossip, "names the peer")
+}
+
+// TestSignalAfterPeerStopped stops a member with SIGTERM while its only
+// peer is stopped (SIGSTOP: its kernel accepts connections, nothing
+// answers): the leave reaches no one, which is one warning line, and the
+// process exits 0.
+func TestSignalAfterPeerStopped(t *testing.T) {
+	a, b := startPair(t)
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGSTOP))
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, a.wait(t), "exit status; log:\n%s", a.log)
+	require.NoError(t, b.cmd.Process.Kill())
+	b.wait(t)
+	ws := checkLog(t, a)
+	require.Len(t, ws, 1, "one warning: %q", ws)
 	assert.Contains(t, ws[0], `msg="shut down, but not cleanly"`)
 	assert.Contains(t, ws[0], "leave reached 0 of 1 peers: ")
-	assert.Contains(t, ws[0], b.gossip, "names the peer")
 	t.Log(ws[0])
 }
 

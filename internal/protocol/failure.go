@@ -159,13 +159,3 @@ func (s *State) sweep(now time.Time) {
 func (s *State) reviveMargin() int64 {
 	return int64(CleanupTime(s.FailureTime()) / s.cfg.Interval)
 }
-
-// reviveMarginOf is how far past e's heartbeat a member's heartbeat must be
-// to bring e back: none for a member that left, which counts no further;
-// reviveMargin for one declared dead.
-func (s *State) reviveMarginOf(e *entry) int64 {
-	if e.left {
-		return 0
-	}
-	return s.reviveMargin()
-}

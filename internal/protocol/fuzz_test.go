@@ -48,12 +48,15 @@ const (
 	opSpread           // a spread of rumors
 	opLeave            // this member leaves
 	opContacted        // addr, byte: the outcome of contacting addr, a success if the byte is odd
+	opRefused          // addr, byte: a call to addr made byte × 100 ms ago was refused
+	opDead             // addr, int8, byte: a peer's request with a death notice of addr at the heartbeat we hold moved by the int8; partial if the byte is odd
 	fuzzOps
 )
 
 // FuzzMerge drives a member's state with arbitrary inputs: entries,
-// digests and records of members that left from peers' requests and
-// answers, rounds, spreads, data changes, a leave, and time passing. The
+// digests, records of members that left and death notices from peers'
+// requests and answers, refused calls, rounds, spreads, data changes, a
+// leave, and time passing. The
 // input is a program of the operations above. After every step the table
 // must hold at most MaxMembers entries, in a list and a map that agree, with
 // a live count that counts them; this member must be in it with a positive
@@ -221,6 +224,14 @@ func FuzzMerge(f *testing.F) {
 			case opContacted:
 				a := addr()
 				out = m.Contacted(a, next()%2 == 1, errors.New("refused"), m.now)
+			case opRefused:
+				a := addr()
+				out = m.Refused(a, m.now.Add(-time.Duration(next())*100*time.Millisecond), m.now)
+			case opDead:
+				a := addr()
+				hb, v := held(a)
+				hb += int64(int8(next()))
+				out = request(ExchangeRequest{From: stranger, Partial: next()%2 == 1, Dead: AppendDigest(nil, a, hb, min(v, hb))})
 			}
 			checkOutput(step, out)
 			check(step)
@@ -248,8 +259,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 }
 
 // mergeSeeds are FuzzMerge programs: ordinary gossip, a failure and a
-// return, a flood, hostile heartbeats, a leave and a return, rumors, and
-// answers.
+// return, a flood, hostile heartbeats, a leave and a return, rumors,
+// answers, and death notices.
 func mergeSeeds() map[string][]byte {
 	entry := func(addr byte, hb, version int64, data ...byte) []byte {
 		b := []byte{opEntry, addr}
@@ -279,6 +290,8 @@ func mergeSeeds() map[string][]byte {
 		"leave": cat(entry(1, start, start), []byte{opLeave, opTick, opLeave, opLeft, 0, 5, 0}, entry(2, start, start), []byte{opSpread}),
 		"self": cat([]byte{opNudge, 0, 5, opLeft, 0, 1, 0, opTick, opNudge, 0, 0xff},
 			[]byte{opContacted, 5, 0, opTime, 20, opTick, opContacted, 5, 0, opContacted, 5, 1}),
+		"notice": cat(entry(1, start, start), entry(2, start, start), []byte{opRefused, 1, 0, opSpread, opDead, 2, 3, 1, opDead, 0, 0, 0},
+			entry(1, start+3, start), []byte{opNudge, 1, 0x7f, opTick, opDead, 3, 0, 0, opLeft, 2, 1, 1, opDead, 2, 0, 0, opTime, 255, opTick}),
 		"empty": {},
 	}
 }

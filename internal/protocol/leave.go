@@ -94,6 +94,6 @@ func (s *State) mergeLeft(u Entry, now time.Time, gen uint64, spread bool) {
 		s.debug(u.Addr, "gossip: member left")
 	default:
 		// Declared dead already; it left in fact.
-		e.left, e.heartbeat = true, u.Heartbeat
+		e.left, e.heartbeat, e.noticed = true, u.Heartbeat, 0
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// merge merges a digest, entries and the records of members that left, as
-// an exchange carries them, at local time now. It marks each entry it saw
+// merge merges a digest, entries, the records of members that left and
+// death notices (see notice.go), as an exchange carries them, at local time now. It marks each entry it saw
 // with a new mark, gen, and the peer's heartbeat and version, for answer. If
 // spread is set, what it learns is a rumor to spread on: set it for what
 // peers send us, not for the answers to our own digest, which tell us only
@@ -21,10 +21,11 @@ import (
 // newer: the higher heartbeat, noting when it rose, and the data of the
 // higher version. A member is added only with its data. A member remembered
 // as dead comes back only if its heartbeat is beyond what it could have
-// reached before it was declared dead (see reviveMargin), and one that left
-// only if its heartbeat is beyond the one it left with: stale gossip cannot
-// bring either back, a restart can.
-func (s *State) merge(digest []byte, update []Entry, leftRecs []byte, now time.Time, spread bool) (gen uint64, want []string, err error) {
+// reached before it was declared dead (see reviveMargin) or, if declared
+// dead by a death notice, beyond the notice's slack (see notice.go), and one
+// that left only if its heartbeat is beyond the one it left with: stale
+// gossip cannot bring any back, a restart can.
+func (s *State) merge(digest []byte, update []Entry, leftRecs, deadRecs []byte, now time.Time, spread bool) (gen uint64, want []string, err error) {
 	t := &s.table
 	gen = t.newMark()
 	err = ReadDigest(digest, s.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
@@ -53,6 +54,12 @@ func (s *State) merge(digest []byte, update []Entry, leftRecs []byte, now time.T
 	}); err == nil {
 		err = lerr
 	}
+	if derr := ReadDigest(deadRecs, s.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
+		s.mergeDead(Entry{Addr: string(addr), Heartbeat: hb, Version: version}, now, gen, spread)
+		return nil
+	}); err == nil {
+		err = derr
+	}
 	return gen, want, err
 }
 
@@ -74,7 +81,7 @@ func (s *State) mergeEntry(u Entry, now time.Time, gen uint64, spread bool) (wan
 	}
 	newData := e == nil || u.Version > e.version
 	switch {
-	case newData && !u.WithData && (e == nil || e.alive || u.Heartbeat > e.heartbeat+s.reviveMarginOf(e)):
+	case newData && !u.WithData && (e == nil || e.alive || s.revives(e, u.Heartbeat)):
 		// Newer data we have not got: keep a live member alive, and ask
 		// for the data; a new or returning member waits for it.
 		if e != nil && e.alive && u.Heartbeat > e.heartbeat {
@@ -94,8 +101,8 @@ func (s *State) mergeEntry(u Entry, now time.Time, gen uint64, spread bool) (wan
 				s.changed(Updated, e, now, spread)
 			}
 		}
-	case u.Heartbeat > e.heartbeat+s.reviveMarginOf(e):
-		e.heartbeat, e.lastRise, e.left = u.Heartbeat, now, false
+	case s.revives(e, u.Heartbeat):
+		e.heartbeat, e.lastRise, e.left, e.noticed = u.Heartbeat, now, false, 0
 		t.setAlive(e, true)
 		if newData {
 			e.version, e.data = u.Version, u.Data

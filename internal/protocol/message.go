@@ -31,6 +31,11 @@ type ExchangeRequest struct {
 	// one the member left with (see leave.go). It is a field of its own,
 	// not a flag in Digest, so that members built before it ignore it.
 	Left []byte
+	// Dead holds death notices: members found dead because a dial to
+	// them was refused, in the compact form of AppendDigest, each
+	// record's heartbeat the one the notice was given at (see notice.go).
+	// Like Left, a field of its own.
+	Dead []byte
 }
 
 // ExchangeResponse is the other half: the entries the callee holds newer
@@ -56,6 +61,10 @@ type ExchangeResponse struct {
 	// request showed alive or (unless partial) did not name, as in
 	// ExchangeRequest.Left.
 	Left []byte
+	// Dead holds the death notices the callee holds of members the
+	// request showed alive or (unless partial) did not name, as in
+	// ExchangeRequest.Dead.
+	Dead []byte
 }
 
 // Entry is one member's row on the wire.

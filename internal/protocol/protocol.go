@@ -161,7 +161,7 @@ func (s *State) NextTick() time.Duration {
 }
 
 // Request returns a full exchange request for addr: a digest of the live
-// table and the records of members that left. It returns false if addr is
+// table, the records of members that left and the death notices held. It returns false if addr is
 // this member, or the member is not running.
 func (s *State) Request(addr string) (ExchangeRequest, bool) {
 	if s.phase != running || s.IsSelf(addr) {
@@ -171,7 +171,8 @@ func (s *State) Request(addr string) (ExchangeRequest, bool) {
 }
 
 func (s *State) request() ExchangeRequest {
-	return ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Digest: s.table.digest(), Left: s.table.leftDigest()}
+	return ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Digest: s.table.digest(), Left: s.table.leftDigest(),
+		Dead: s.table.deadDigest()}
 }
 
 // HandleRequest merges a peer's request at time now and returns the answer:
@@ -189,10 +190,11 @@ func (s *State) HandleRequest(req ExchangeRequest, now time.Time) (ExchangeRespo
 	if req.From == s.addr {
 		return resp, Output{}, nil
 	}
-	gen, want, err := s.merge(req.Digest, req.Members, req.Left, now, true)
+	gen, want, err := s.merge(req.Digest, req.Members, req.Left, req.Dead, now, true)
 	if err == nil {
 		resp.Digest, resp.Members = s.table.answer(gen, req.Partial)
 		resp.Left = s.table.answerLeft(gen, req.Partial)
+		resp.Dead = s.table.answerDead(gen, req.Partial)
 		resp.Want = want
 	}
 	return resp, s.flush(), err
@@ -209,7 +211,7 @@ func (s *State) HandleResponse(addr string, p Purpose, resp ExchangeResponse, no
 		s.aliases[addr] = true
 		return Output{}
 	}
-	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, now, false); err != nil {
+	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, resp.Dead, now, false); err != nil {
 		s.debug(addr, "gossip: bad exchange response", "error", err)
 	}
 	if p != Push && len(resp.Want) > 0 && s.phase != idle {
@@ -238,7 +240,7 @@ const followUpGaps = 2
 // Merge merges entries that a peer pushed (the Gossip.Gossip RPC, or
 // Receive) at time now, as news to spread on.
 func (s *State) Merge(entries []Entry, now time.Time) Output {
-	s.merge(nil, entries, nil, now, true)
+	s.merge(nil, entries, nil, nil, now, true)
 	return s.flush()
 }
 

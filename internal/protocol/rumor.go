@@ -8,8 +8,8 @@ import (
 // Rumor spreading.
 //
 // On top of the periodic exchange (anti-entropy), a member that learns of a
-// new member, a member back from the dead, a member that left (see leave.go)
-// or new data sends just those entries at once to rumorFanout peers (see
+// new member, a member back from the dead, a member that left (see leave.go),
+// a member found dead by a refused dial (see notice.go) or new data sends just those entries at once to rumorFanout peers (see
 // rumorPeers), and once more at the next spread. Each member that learns
 // something from them does the same, so a change reaches most members in a
 // few round trips rather than in log(n) rounds, and the periodic exchange
@@ -99,7 +99,7 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 	for _, addr := range names {
 		e := s.table.members[addr]
 		switch {
-		case e == nil || !e.alive && !e.left || s.rumors[addr].since.Before(stale):
+		case e == nil || !e.alive && !e.left && e.noticed == 0 || s.rumors[addr].since.Before(stale):
 			delete(s.rumors, addr) // nothing to tell, or told already
 		case len(kept) == maxRumorEntries:
 			delete(s.rumors, addr) // a storm: left to the periodic exchange
@@ -126,8 +126,9 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 		From: s.addr, Cluster: s.cfg.ClusterName, Partial: true,
 		Members: s.table.withData(names, s.cfg.MaxMembers),
 		Left:    s.table.leftRecords(names),
+		Dead:    s.table.deadRecords(names),
 	}
-	if len(req.Members) == 0 && len(req.Left) == 0 || len(peers) == 0 {
+	if len(req.Members) == 0 && len(req.Left) == 0 && len(req.Dead) == 0 || len(peers) == 0 {
 		return more
 	}
 	s.debug("", "gossip: spreading rumors", "rumors", len(names), "peers", len(peers))

@@ -12,6 +12,7 @@ type entry struct {
 	alive     bool
 	left      bool      // it left the cluster (see leave.go); then !alive
 	deadAt    time.Time // local time it was declared dead or left, if !alive
+	noticed   int64     // if dead and positive, the heartbeat of the death notice it was declared dead by (see notice.go)
 	pos       int       // its index in table.list
 
 	// What the peer of the exchange being answered holds for this member,
@@ -20,6 +21,7 @@ type entry struct {
 	theirHeartbeat int64
 	theirVersion   int64
 	theirLeft      bool // the peer knows that the member left
+	theirDead      bool // the peer holds a death notice of the member
 }
 
 // table is the membership table: every member known, alive or remembered as
@@ -40,7 +42,7 @@ func (t *table) mark(e *entry, gen uint64, hb, v int64) {
 	if e.seen != gen {
 		t.seen = append(t.seen, e)
 	}
-	e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft = gen, hb, v, false
+	e.seen, e.theirHeartbeat, e.theirVersion, e.theirLeft, e.theirDead = gen, hb, v, false, false
 }
 
 // markLeft is mark for a member the update says left at heartbeat hb.

@@ -93,6 +93,9 @@ type Stats struct {
 	// Skipped counts the messages not sent for want of a slot (see
 	// maxExchangesInFlight).
 	Skipped int
+	// Refused counts the calls refused (made to a crashed member), each
+	// reported to the caller's protocol (State.Refused).
+	Refused int
 	// Warnings counts the log records at warning level.
 	Warnings int
 }
@@ -278,8 +281,16 @@ func (c *Cluster) SetData(i int, data []byte) {
 	c.apply(i, c.members[i].s.SetData(data, c.Now()))
 }
 
-// Crash stops member i for good, without a word.
+// Crash stops member i for good, without a word, as a process dies on a
+// host that stays up: calls to it are refused.
 func (c *Cluster) Crash(i int) { c.close(i) }
+
+// CrashHost stops member i for good with its host: calls to it time out,
+// and only the failure time tells it is gone.
+func (c *Cluster) CrashHost(i int) {
+	c.members[i].closed = true
+	c.net.CrashHost(i)
+}
 
 // Pause stops member i until Resume, as SIGSTOP stops a process.
 func (c *Cluster) Pause(i int) { c.net.Pause(i) }

@@ -27,7 +27,10 @@ import (
 //     runs its own overdue timers and the answers to its own calls, in the
 //     order they came. Its callers time out meanwhile.
 //   - Crashed nodes: down for good. Calls to one are refused after a
-//     message delay; what was under way to or from it is dropped.
+//     message delay, as the kernel of a host that stays up refuses dials
+//     to the port of a dead process; what was under way to or from it is
+//     dropped. A node crashed with its host (CrashHost) is silent
+//     instead: calls to it time out.
 //
 // Events at the same instant run in the order: timers, then messages, then
 // observers (see At and Observe), each in the order they were scheduled. So
@@ -85,6 +88,7 @@ type Network struct {
 
 type netNode struct {
 	status NodeStatus
+	silent bool    // crashed with its host: calls time out rather than being refused
 	group  int     // nodes talk only within a group (see Partition)
 	held   []event // what came while paused, in order
 }
@@ -144,7 +148,7 @@ func (nw *Network) Call(from, to int, serve Serve, fail func(error)) {
 	nw.push(event{at: c.deadline, class: classMessage, node: from, f: func() { c.end(nil, ErrTimeout) }})
 	switch {
 	case to < 0:
-	case nw.nodes[to].status == Crashed:
+	case nw.nodes[to].status == Crashed && !nw.nodes[to].silent:
 		nw.push(event{at: nw.now + nw.latency(), class: classMessage, node: from, f: func() { c.end(nil, ErrRefused) }})
 	case !nw.Reachable(from, to):
 	case nw.lost(nw.cfg.RequestLoss):
@@ -233,17 +237,24 @@ func (nw *Network) Resume(i int) {
 	}
 }
 
-// Crash stops node i for good.
+// Crash stops node i for good; calls to it are refused.
 func (nw *Network) Crash(i int) {
 	nw.nodes[i].status = Crashed
+	nw.nodes[i].silent = false
 	nw.nodes[i].held = nil
+}
+
+// CrashHost stops node i for good with its host: calls to it time out.
+func (nw *Network) CrashHost(i int) {
+	nw.Crash(i)
+	nw.nodes[i].silent = true
 }
 
 // Restart brings a crashed node back up, with nothing pending: what a new
 // process at the same address would be.
 func (nw *Network) Restart(i int) {
 	if nw.nodes[i].status == Crashed {
-		nw.nodes[i].status = Up
+		nw.nodes[i].status, nw.nodes[i].silent = Up, false
 	}
 }
 

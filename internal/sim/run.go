@@ -24,6 +24,10 @@ type RunConfig struct {
 	// NetConfig.Delay and Jitter).
 	Lockstep      bool
 	Delay, Jitter time.Duration
+	// HostDown crashes member 0 with its host (Cluster.CrashHost): calls
+	// to it time out and the failure time detects it. Without it, member 0
+	// crashes alone (Cluster.Crash): calls to it are refused.
+	HostDown bool
 }
 
 // giveUp is how many times S(n) a spread may take before a run gives up
@@ -127,7 +131,11 @@ func Run(rc RunConfig) SimResult {
 	phase = c.Elapsed()
 	detected = make([]bool, rc.N)
 	crashed = true
-	c.Crash(0)
+	if rc.HostDown {
+		c.CrashHost(0)
+	} else {
+		c.Crash(0)
+	}
 	for ndetected < rc.N-1 && c.Elapsed()-phase < time.Duration(10*r.FailureRounds)*iv {
 		c.RunFor(iv)
 	}

@@ -72,7 +72,8 @@ func (c *Cluster) bounded(i int, rumor bool, f func(done func())) {
 
 // send makes member i's call for msg, merges the answer (but an
 // Announce's), sends the data the peer asked for, and then calls done with
-// the call's error.
+// the call's error. A refused call is reported to the protocol, as the root
+// package's send does.
 func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
 	m := c.members[i]
 	to, ok := c.index[msg.To]
@@ -80,6 +81,7 @@ func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
 		to = -1
 	}
 	cn := m.pool.acquire(msg.To, c.net.Now(), msg.Purpose.KeepConn())
+	since := c.Now()
 	c.Stats.Sent[msg.Purpose]++
 	c.net.Call(i, to, func() (func(), error) {
 		resp, out, err := c.members[to].s.HandleRequest(msg.Req, c.Now())
@@ -91,6 +93,10 @@ func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
 	}, func(err error) {
 		c.Stats.Failed[msg.Purpose]++
 		m.pool.release(cn, errors.Is(err, ErrTimeout) || errors.Is(err, ErrRefused))
+		if errors.Is(err, ErrRefused) {
+			c.Stats.Refused++
+			c.apply(i, m.s.Refused(msg.To, since, c.Now()))
+		}
 		done(err)
 	})
 }
