@@ -219,8 +219,8 @@ func writeSimPlot(path string, rs []simResult) error {
 
 // simPanels draws the spread and the detection panels of one loss rate.
 func simPanels(at []simPoint, loss float64) (spread, detect *plot.Plot, err error) {
-	spread = newSimPanel(fmt.Sprintf("spread of a data change, loss %g%%", loss*100))
-	detect = newSimPanel(fmt.Sprintf("detection of a crash, loss %g%%", loss*100))
+	spread = newSimPanel(fmt.Sprintf("spread of a heartbeat, loss %g%%", loss*100))
+	detect = newSimPanel(fmt.Sprintf("detection by the failure time, loss %g%%", loss*100))
 	formula := func(p *plot.Plot, label string, dashes []vg.Length, f func(simPoint) float64) error {
 		return addSeries(p, label, formulaPoints(at, f), colFormula, nil, 0, dashes)
 	}
