@@ -164,6 +164,18 @@ type Config struct {
 
 	// Resolver resolves seed host names. Nil means net.DefaultResolver.
 	Resolver Resolver
+
+	// DeathNotices turns on the detection of crashed processes by their
+	// refused connections: a peer whose dial is refused (nothing listens at
+	// its address any more) is declared dead at once, and a death notice
+	// tells the others (see docs/protocol.md, Crashed processes). It finds a
+	// crashed process in a fraction of a second instead of FailureTime.
+	// Off, the default, a member still takes notices from members that send
+	// them. It is off by default because a rolling restart of a Docker
+	// Swarm service, whose new tasks reuse the old tasks' addresses, made
+	// members report a few live ones failed in one of two runs; until that
+	// is understood, turn it on where addresses are not reused at once.
+	DeathNotices bool
 }
 
 // DefaultConfig returns a Config with every default filled in, for the

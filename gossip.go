@@ -264,7 +264,9 @@ func (g *Gossip) Start() error {
 	}
 	g.server, g.ln, g.state, g.log = server, ln, stateRunning, log
 	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
-	g.pool.ended = g.connEnded
+	if g.cfg.DeathNotices {
+		g.pool.ended = g.connEnded
+	}
 	g.proto = protocol.New(pcfg, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), g.data)
 	g.proto.Start(addr, now)
 	g.data = nil
