@@ -81,7 +81,7 @@ func pauseRun(ctx context.Context, c cluster, lib string, n int, o options) (pau
 	}
 	defer ch.close()
 	if err := w.wait(ctx, o.deadline); err != nil {
-		return res, fmt.Errorf("pause: no convergence: %w%s", err, joinFailures(c))
+		return res, fmt.Errorf("pause: no convergence: %w%s", err, withJoinFailures(c))
 	}
 	id := ch.id
 	live := make(map[string]bool, n-1)

@@ -357,11 +357,11 @@ func TestFaultScenarios(t *testing.T) {
 	for _, lib := range []string{libOurs, libMemberlist} {
 		t.Run(lib, func(t *testing.T) {
 			const n = 3
-			got, err := runScenario(context.Background(), lib, scSilent, n, o)
+			got, err := runScenario(context.Background(), lib, scSilent, n, o, func(w string) { t.Log(w) })
 			if err != nil || len(got) != 2 || got[0].TimedOut || got[1].TimedOut || got[0].Value > got[1].Value {
 				t.Errorf("silent = %+v, %v; want first <= last, no timeout", got, err)
 			}
-			got, err = runScenario(context.Background(), lib, scPause, n, o)
+			got, err = runScenario(context.Background(), lib, scPause, n, o, func(w string) { t.Log(w) })
 			if err != nil || len(got) != 4 {
 				t.Fatalf("pause = %+v, %v", got, err)
 			}
@@ -376,10 +376,21 @@ func TestFaultScenarios(t *testing.T) {
 					t.Errorf("%s = %v, want a count of live members", s.Metric, s.Value)
 				}
 			}
-			got, err = runScenario(context.Background(), lib, scHog, n, o)
+			got, err = runScenario(context.Background(), lib, scHog, n, o, func(w string) { t.Log(w) })
 			if err != nil || len(got) != 2 {
 				t.Errorf("hog = %+v, %v", got, err)
 			}
 		})
+	}
+}
+
+func TestRaiseFileLimit(t *testing.T) {
+	var before syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &before); err != nil {
+		t.Skip(err)
+	}
+	got, err := raiseFileLimit()
+	if err != nil || got != before.Max {
+		t.Errorf("raiseFileLimit() = %d, %v; want the hard limit %d", got, err, before.Max)
 	}
 }

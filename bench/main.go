@@ -303,7 +303,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 						break
 					}
 					t0 := time.Now()
-					got, err := runScenario(ctx, lib, sc, n, cfg.opts)
+					got, err := runScenario(ctx, lib, sc, n, cfg.opts, func(w string) {
+						fmt.Fprintf(stderr, "warning: run %d n=%d %s %s: %s\n", r, n, lib, sc, w)
+					})
 					for i := range got {
 						got[i].Run = r
 					}

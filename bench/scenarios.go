@@ -75,13 +75,19 @@ var errTimeout = errors.New("deadline reached")
 
 // runScenario runs scenario sc with n members of lib on a fresh cluster and
 // returns its samples. A wait that times out gives samples marked TimedOut
-// rather than an error.
-func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sample, error) {
+// rather than an error. Joins that failed, though the cluster converged
+// later, are reported to warn.
+func runScenario(ctx context.Context, lib, sc string, n int, o options, warn func(string)) ([]sample, error) {
 	c, err := newCluster(lib, o)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
+	defer func() {
+		if f := joinFailures(c); f != "" && warn != nil {
+			warn(f)
+		}
+	}()
 	var heap0 uint64
 	if sc == scSteady {
 		heap0 = heapInuse()
@@ -104,7 +110,7 @@ func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sampl
 			return nil, err
 		}
 		if sc != scConverge {
-			return nil, fmt.Errorf("%s: no convergence within %v%s", sc, o.deadline, joinFailures(c))
+			return nil, fmt.Errorf("%s: no convergence within %v%s", sc, o.deadline, withJoinFailures(c))
 		}
 		return []sample{out("converge", converged, err)}, nil
 	}
@@ -143,7 +149,15 @@ func joinFailures(c cluster) string {
 	if len(errs) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%d joins failed, the first: %v)", len(errs), errs[0])
+	return fmt.Sprintf("%d joins failed, the first: %v", len(errs), errs[0])
+}
+
+// withJoinFailures is joinFailures after a semicolon, or "".
+func withJoinFailures(c cluster) string {
+	if f := joinFailures(c); f != "" {
+		return "; " + f
+	}
+	return ""
 }
 
 func ignoreTimeout(err error) error {
