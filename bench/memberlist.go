@@ -66,10 +66,20 @@ func (c *mlCluster) start(n int) error {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				if _, err := m.Join([]string{seed}); err != nil {
+				// A failed join is tried again, twice, a second apart, as
+				// memberlist's users do (Consul's retry_join): a node that
+				// has not joined knows no one, and no one knows it.
+				for try := 1; try <= 3; try++ {
+					_, err := m.Join([]string{seed})
+					if err == nil {
+						return
+					}
 					c.mu.Lock()
-					c.errs = append(c.errs, fmt.Errorf("%s: join: %w", name, err))
+					c.errs = append(c.errs, fmt.Errorf("%s: join, try %d: %w", name, try, err))
 					c.mu.Unlock()
+					if try < 3 {
+						time.Sleep(time.Second)
+					}
 				}
 			}()
 		}
@@ -202,7 +212,7 @@ func (c *mlCluster) close() {
 	wg.Wait()
 }
 
-// joinErrors returns the joins that failed.
+// joinErrors returns the join attempts that failed.
 func (c *mlCluster) joinErrors() []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

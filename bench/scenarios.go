@@ -149,7 +149,7 @@ func joinFailures(c cluster) string {
 	if len(errs) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d joins failed, the first: %v", len(errs), errs[0])
+	return fmt.Sprintf("%d join attempts failed, the first: %v", len(errs), errs[0])
 }
 
 // withJoinFailures is joinFailures after a semicolon, or "".
