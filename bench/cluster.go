@@ -28,8 +28,16 @@ type cluster interface {
 	// nil if member i was killed. Only tests use it, to check the observed
 	// views against the library's own.
 	view(i int) view
-	// kill closes member i abruptly: it says goodbye to no one.
+	// seed is the address a member outside the cluster joins through:
+	// member 0's.
+	seed() string
+	// kill closes member i abruptly: it says goodbye to no one. Its
+	// listener and connections are closed, so dials to it are refused, as
+	// when a process crashes and its host stays up.
 	kill(i int)
+	// silence black-holes member i's traffic from now on, as when its host
+	// vanishes: see silencer. Member i goes on running, unobserved.
+	silence(i int)
 	// setData changes member i's application data.
 	setData(i int, data string) error
 	// setLoss makes every message sent from now on lost with probability p.

@@ -8,8 +8,14 @@
 // through member 0:
 //
 //	converge  time from the first member's start until every member sees n
-//	detect    after convergence one member is closed abruptly (no leave);
-//	          time until the first and the last other member drop it
+//	detect    after convergence one member is closed abruptly (no leave):
+//	          a crashed process on a live host, its listener and
+//	          connections closed, dials to it refused; time until the
+//	          first and the last other member drop it
+//	silent    the same, but the member's traffic is black-holed instead,
+//	          as when its host vanishes: nothing refused or closed, every
+//	          message to or from it lost, its connections and dials hang
+//	          (see silence.go); it goes on running, unobserved
 //	data      after convergence one member changes its data; time until
 //	          the first and the last other member see the new value
 //	steady    after convergence and -settle, over -steady-time: bytes and
@@ -20,6 +26,18 @@
 //	loss      from convergence, -loss of all messages are lost for
 //	          -loss-time: live members anyone reported dead, and the
 //	          (observer, member) pairs in which that happened
+//	pause     the last member runs in a process of its own (the bench run
+//	          again as a child); after convergence it is stopped with
+//	          SIGSTOP for -pause (default 3 × this library's FailureTime
+//	          at n, for both libraries) and continued with SIGCONT: the
+//	          time from the stop until the last other member drops it, the
+//	          time from the continue until all see it again, and the live
+//	          members it reports dead once resumed, and that the others
+//	          report dead, until all see it again and a third of the pause
+//	          (one FailureTime by default) has passed since the continue
+//	hog       after convergence, -hog busy processes (default 3 per core,
+//	          the machine oversubscribed three times) run for -hog-time:
+//	          live members anyone reported dead, and the pairs, as in loss
 //
 // Each member's view is kept by the bench from the member's own membership
 // events, with the time each event was handled (this library's Events
@@ -75,6 +93,9 @@ import (
 )
 
 func main() {
+	if code, ok := runChild(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -107,6 +128,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios")
 	fs.DurationVar(&c.opts.lossTime, "loss-time", 60*time.Second, "how long messages are lost in the loss scenario")
 	fs.Float64Var(&c.opts.loss, "loss", 0.1, "share of messages lost in the loss scenario")
+	fs.DurationVar(&c.opts.pause, "pause", 0, "how long the pause scenario stops its member (0: 3 × this library's FailureTime at n, for both libraries)")
+	fs.IntVar(&c.opts.hogs, "hog", 0, "busy processes the hog scenario runs (0: 3 per core)")
+	fs.DurationVar(&c.opts.hogTime, "hog-time", 60*time.Second, "how long the hog scenario keeps the cores busy and counts false reports")
 	fs.DurationVar(&c.opts.steadyTime, "steady-time", 10*time.Second, "measurement window of the steady scenario")
 	fs.DurationVar(&c.opts.settle, "settle", 30*time.Second, "wait after convergence before the steady window (memberlist's first push-pull comes 30-60 s after start)")
 	fs.DurationVar(&c.opts.deadline, "deadline", 120*time.Second, "give up waiting for an event after this long")
@@ -144,6 +168,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["settle"] {
 			c.opts.settle = 2 * time.Second
 		}
+		if !set["pause"] {
+			c.opts.pause = 15 * time.Second
+		}
+		if !set["hog-time"] {
+			c.opts.hogTime = 5 * time.Second
+		}
 	}
 	var err error
 	if c.sizes, err = parseSizes(*sizes); err != nil {
@@ -168,8 +198,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-runs must be at least 1")
 	case c.opts.loss < 0 || c.opts.loss > 1:
 		return c, fmt.Errorf("-loss must be between 0 and 1")
-	case c.opts.deadline <= 0 || c.opts.lossTime <= 0 || c.opts.steadyTime <= 0 || c.opts.settle < 0:
+	case c.opts.deadline <= 0 || c.opts.lossTime <= 0 || c.opts.steadyTime <= 0 || c.opts.hogTime <= 0 || c.opts.settle < 0 || c.opts.pause < 0:
 		return c, fmt.Errorf("durations must be positive")
+	case c.opts.hogs < 0:
+		return c, fmt.Errorf("-hog must not be negative")
 	case c.opts.interval < 0:
 		return c, fmt.Errorf("-interval must not be negative")
 	case c.opts.target < 0 || c.opts.target >= 1:
@@ -237,6 +269,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.runs > 0 && len(cfg.from) == 0 && slices.Contains(cfg.libs, libOurs) {
 		fmt.Fprintf(stderr, "ours: %s\n", describeOurs(cfg.opts))
 	}
+	if cfg.runs > 0 && len(cfg.from) == 0 {
+		need := filesPerMember * slices.Max(cfg.sizes)
+		limit, err := raiseFileLimit()
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "warning: %v; %d members may need %d open files\n", err, slices.Max(cfg.sizes), need)
+		case limit < uint64(need):
+			fmt.Fprintf(stderr, "warning: open file limit %d; %d members may need %d\n", limit, slices.Max(cfg.sizes), need)
+		}
+	}
 	baseline := runtime.NumGoroutine()
 	var samples []sample
 	failed := false
@@ -261,7 +303,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 						break
 					}
 					t0 := time.Now()
-					got, err := runScenario(ctx, lib, sc, n, cfg.opts)
+					got, err := runScenario(ctx, lib, sc, n, cfg.opts, func(w string) {
+						fmt.Fprintf(stderr, "warning: run %d n=%d %s %s: %s\n", r, n, lib, sc, w)
+					})
 					for i := range got {
 						got[i].Run = r
 					}
@@ -294,6 +338,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				"loss": fmt.Sprint(cfg.opts.loss), "loss-time": cfg.opts.lossTime.String(),
 				"steady-time": cfg.opts.steadyTime.String(), "settle": cfg.opts.settle.String(),
 				"deadline": cfg.opts.deadline.String(),
+				"pause":    cfg.opts.pause.String(), "hog": fmt.Sprint(hogCount(cfg.opts)), "hog-time": cfg.opts.hogTime.String(),
 				"interval": oursInterval(cfg.opts).String(), "target": fmt.Sprint(cfg.opts.target),
 			},
 			Rows: rows, Samples: samples,

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -12,10 +14,11 @@ import (
 )
 
 // mlCluster runs hashicorp/memberlist nodes with DefaultLANConfig, over a
-// transport that counts and loses messages. Each node's event delegate
-// feeds the cluster's observers.
+// transport that counts and loses messages and can silence nodes. Each
+// node's event delegate feeds the cluster's observers.
 type mlCluster struct {
 	w      wire
+	quiet  *silencer
 	logger *log.Logger
 	obs    *observers
 	wg     sync.WaitGroup // joins and node updates under way
@@ -24,30 +27,24 @@ type mlCluster struct {
 	nodes []*memberlist.Memberlist
 	metas []*metaDelegate
 	ids   []string
-	join  string // member 0's address
+	addrs []string // the nodes' addresses
+	join  string   // member 0's address
 	errs  []error
 }
 
 func newMemberlist() *mlCluster {
-	return &mlCluster{logger: log.New(io.Discard, "", 0), obs: newObservers()}
+	return &mlCluster{logger: log.New(io.Discard, "", 0), obs: newObservers(), quiet: newSilencer()}
 }
 
 func (c *mlCluster) start(n int) error {
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("m%d", i)
-		t, err := c.transport()
+		t, err := newMLNetTransport(c.logger, &c.w, c.quiet)
 		if err != nil {
 			return fmt.Errorf("member %d: %w", i, err)
 		}
 		d := &metaDelegate{}
-		conf := memberlist.DefaultLANConfig()
-		conf.Name = name
-		conf.BindAddr = "127.0.0.1"
-		conf.BindPort = 0
-		conf.Transport = t
-		conf.Delegate = d
-		conf.Events = mlEvents{obs: c.obs, i: i}
-		conf.Logger = c.logger
+		conf := mlConfig(name, t, d, mlEvents{observerSink{c.obs, i}}, c.logger)
 		c.obs.open(i) // Create reports the node itself as joined
 		m, err := memberlist.Create(conf)
 		if err != nil {
@@ -59,6 +56,7 @@ func (c *mlCluster) start(n int) error {
 		c.nodes = append(c.nodes, m)
 		c.metas = append(c.metas, d)
 		c.ids = append(c.ids, name)
+		c.addrs = append(c.addrs, t.self)
 		if i == 0 {
 			c.join = m.LocalNode().Address()
 		}
@@ -68,10 +66,20 @@ func (c *mlCluster) start(n int) error {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				if _, err := m.Join([]string{seed}); err != nil {
+				// A failed join is tried again, twice, a second apart, as
+				// memberlist's users do (Consul's retry_join): a node that
+				// has not joined knows no one, and no one knows it.
+				for try := 1; try <= 3; try++ {
+					_, err := m.Join([]string{seed})
+					if err == nil {
+						return
+					}
 					c.mu.Lock()
-					c.errs = append(c.errs, fmt.Errorf("%s: join: %w", name, err))
+					c.errs = append(c.errs, fmt.Errorf("%s: join, try %d: %w", name, try, err))
 					c.mu.Unlock()
+					if try < 3 {
+						time.Sleep(time.Second)
+					}
 				}
 			}()
 		}
@@ -79,18 +87,32 @@ func (c *mlCluster) start(n int) error {
 	return nil
 }
 
-// transport binds TCP and UDP on one free port of 127.0.0.1. The UDP port
-// the kernel gives for TCP may be taken, so it tries a few times.
-func (c *mlCluster) transport() (*mlTransport, error) {
+// mlConfig is DefaultLANConfig for a node named name on 127.0.0.1 over t.
+func mlConfig(name string, t memberlist.Transport, d memberlist.Delegate, ev memberlist.EventDelegate, logger *log.Logger) *memberlist.Config {
+	conf := memberlist.DefaultLANConfig()
+	conf.Name = name
+	conf.BindAddr = "127.0.0.1"
+	conf.BindPort = 0
+	conf.Transport = t
+	conf.Delegate = d
+	conf.Events = ev
+	conf.Logger = logger
+	return conf
+}
+
+// newMLNetTransport binds TCP and UDP on one free port of 127.0.0.1 and
+// wraps them in an mlTransport. The UDP port the kernel gives for TCP may
+// be taken, so it tries a few times.
+func newMLNetTransport(logger *log.Logger, w *wire, s *silencer) (*mlTransport, error) {
 	var err error
 	for try := 0; try < 10; try++ {
 		var nt *memberlist.NetTransport
 		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 			BindAddrs: []string{"127.0.0.1"},
-			Logger:    c.logger,
+			Logger:    logger,
 		})
 		if err == nil {
-			return newMLTransport(nt, &c.w), nil
+			return newMLTransport(nt, w, s), nil
 		}
 	}
 	return nil, err
@@ -136,6 +158,20 @@ func (c *mlCluster) kill(i int) {
 	}
 }
 
+func (c *mlCluster) seed() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.join
+}
+
+func (c *mlCluster) silence(i int) {
+	c.mu.Lock()
+	addr := c.addrs[i]
+	c.mu.Unlock()
+	c.obs.close(i) // it will suspect everyone; that is not measured
+	c.quiet.silence(addr)
+}
+
 func (c *mlCluster) setData(i int, data string) error {
 	c.mu.Lock()
 	m, d := c.nodes[i], c.metas[i]
@@ -176,7 +212,7 @@ func (c *mlCluster) close() {
 	wg.Wait()
 }
 
-// joinErrors returns the joins that failed.
+// joinErrors returns the join attempts that failed.
 func (c *mlCluster) joinErrors() []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,26 +245,28 @@ func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil 
 func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
 func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// mlEvents is node i's memberlist.EventDelegate. Memberlist calls it from
+// mlEvents is a node's memberlist.EventDelegate. Memberlist calls it from
 // its own goroutines, holding its node lock, one call at a time: it only
-// updates the observed view. A dead node is reported through NotifyLeave,
-// as is one that left.
-type mlEvents struct {
-	obs *observers
-	i   int
-}
+// updates the node's view in the sink. A dead node is reported through
+// NotifyLeave, as is one that left.
+type mlEvents struct{ sink viewSink }
 
 var _ memberlist.EventDelegate = mlEvents{}
 
-func (e mlEvents) NotifyJoin(n *memberlist.Node)   { e.obs.set(e.i, n.Name, string(n.Meta)) }
-func (e mlEvents) NotifyUpdate(n *memberlist.Node) { e.obs.set(e.i, n.Name, string(n.Meta)) }
-func (e mlEvents) NotifyLeave(n *memberlist.Node)  { e.obs.remove(e.i, n.Name) }
+func (e mlEvents) NotifyJoin(n *memberlist.Node)   { e.sink.set(n.Name, string(n.Meta)) }
+func (e mlEvents) NotifyUpdate(n *memberlist.Node) { e.sink.set(n.Name, string(n.Meta)) }
+func (e mlEvents) NotifyLeave(n *memberlist.Node)  { e.sink.remove(n.Name) }
 
 // mlTransport is memberlist's NetTransport with UDP packets and stream
-// messages counted and a share of them lost.
+// messages counted and a share of them lost, and the node's traffic
+// black-holed once it or its peer is silenced (see silencer): its packets
+// dropped both ways, its dials hung until their timeout, its streams quiet.
 type mlTransport struct {
 	*memberlist.NetTransport
+	self    string // the node's address
 	w       *wire
+	s       *silencer
+	packets chan *memberlist.Packet
 	streams chan net.Conn
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -237,22 +275,30 @@ type mlTransport struct {
 
 var _ memberlist.NodeAwareTransport = (*mlTransport)(nil)
 
-func newMLTransport(nt *memberlist.NetTransport, w *wire) *mlTransport {
-	t := &mlTransport{NetTransport: nt, w: w, streams: make(chan net.Conn), done: make(chan struct{})}
-	t.wg.Add(1)
-	go t.forward()
+func newMLTransport(nt *memberlist.NetTransport, w *wire, s *silencer) *mlTransport {
+	t := &mlTransport{
+		NetTransport: nt,
+		self:         net.JoinHostPort("127.0.0.1", strconv.Itoa(nt.GetAutoBindPort())),
+		w:            w, s: s,
+		packets: make(chan *memberlist.Packet),
+		streams: make(chan net.Conn),
+		done:    make(chan struct{}),
+	}
+	t.wg.Add(2)
+	go t.forwardStreams()
+	go t.forwardPackets()
 	return t
 }
 
-// forward wraps the accepted stream connections.
-func (t *mlTransport) forward() {
+// forwardStreams wraps the accepted stream connections.
+func (t *mlTransport) forwardStreams() {
 	defer t.wg.Done()
 	in := t.NetTransport.StreamCh()
 	for {
 		select {
 		case c := <-in:
 			select {
-			case t.streams <- newStreamConn(c, t.w):
+			case t.streams <- acceptedConn(newStreamConn(c, t.w), t.s, t.self):
 			case <-t.done:
 				c.Close()
 				return
@@ -263,12 +309,36 @@ func (t *mlTransport) forward() {
 	}
 }
 
+// forwardPackets passes on the packets received, but those from or to a
+// silenced node (sent before it was silenced).
+func (t *mlTransport) forwardPackets() {
+	defer t.wg.Done()
+	in := t.NetTransport.PacketCh()
+	for {
+		select {
+		case p := <-in:
+			if t.s.any(t.self, p.From.String()) {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.done:
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *mlTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
 func (t *mlTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
 }
 
 func (t *mlTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.w.send(len(b)) {
+	if t.w.send(len(b)) || t.s.any(t.self, a.Addr) {
 		return time.Now(), nil
 	}
 	return t.NetTransport.WriteToAddress(b, a)
@@ -279,11 +349,17 @@ func (t *mlTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn,
 }
 
 func (t *mlTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	err := t.s.hang(ctx, t.done, t.self, a.Addr)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", a.Addr, err)
+	}
 	c, err := t.NetTransport.DialAddressTimeout(a, timeout)
 	if err != nil {
 		return nil, err
 	}
-	return newStreamConn(c, t.w), nil
+	return dialledConn(newStreamConn(c, t.w), t.s, t.self, a.Addr), nil
 }
 
 func (t *mlTransport) StreamCh() <-chan net.Conn { return t.streams }

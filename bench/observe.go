@@ -286,3 +286,23 @@ func (sp *spread) seconds(err error, deadline time.Duration) (first, last float6
 	}
 	return first, last
 }
+
+// viewSink is where the events of one member go: its view.
+type viewSink interface {
+	// set records that the member sees id with data.
+	set(id, data string)
+	// remove records that the member no longer sees id.
+	remove(id string)
+	// reset replaces the member's view with members (id -> data).
+	reset(members map[string]string)
+}
+
+// observerSink is observer i's view in o.
+type observerSink struct {
+	o *observers
+	i int
+}
+
+func (s observerSink) set(id, data string)             { s.o.set(s.i, id, data) }
+func (s observerSink) remove(id string)                { s.o.remove(s.i, id) }
+func (s observerSink) reset(members map[string]string) { s.o.reset(s.i, members) }

@@ -14,10 +14,11 @@ import (
 
 // oursCluster runs members of this library with their defaults, but for the
 // gossip interval and false report target if set, over a transport that
-// counts and loses messages. Each member's events are read by a goroutine
-// of its own into the cluster's observers.
+// counts and loses messages and can silence members. Each member's events
+// are read by a goroutine of its own into the cluster's observers.
 type oursCluster struct {
 	w        wire
+	quiet    *silencer
 	log      logrus.FieldLogger
 	interval time.Duration // Config.GossipInterval; 0 for the default
 	target   float64       // Config.FalseReportTarget; 0 for the default
@@ -32,7 +33,7 @@ type oursCluster struct {
 func newOurs(interval time.Duration, target float64) *oursCluster {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	return &oursCluster{log: l, interval: interval, target: target, obs: newObservers()}
+	return &oursCluster{log: l, interval: interval, target: target, obs: newObservers(), quiet: newSilencer()}
 }
 
 func (c *oursCluster) start(n int) error {
@@ -40,7 +41,7 @@ func (c *oursCluster) start(n int) error {
 		cfg := gossip.Config{
 			Addr:              "127.0.0.1:0",
 			Logger:            c.log,
-			Transport:         countingTransport{w: &c.w},
+			Transport:         &benchTransport{w: &c.w, s: c.quiet},
 			GossipInterval:    c.interval,
 			FalseReportTarget: c.target,
 		}
@@ -64,21 +65,23 @@ func (c *oursCluster) start(n int) error {
 		c.ids = append(c.ids, id)
 		c.mu.Unlock()
 		c.readers.Add(1)
-		go c.read(i, g, events)
+		go func() {
+			defer c.readers.Done()
+			readEvents(g, events, observerSink{c.obs, i})
+		}()
 	}
 	return nil
 }
 
-// read applies member i's events to its observed view until the channel is
-// closed, which it is when the member has been closed.
-func (c *oursCluster) read(i int, g *gossip.Gossip, events <-chan gossip.Event) {
-	defer c.readers.Done()
+// readEvents applies a member's events to its view in sink until the
+// channel is closed, which it is when the member has been closed.
+func readEvents(g *gossip.Gossip, events <-chan gossip.Event, sink viewSink) {
 	for ev := range events {
 		switch ev.Type {
 		case gossip.EventJoined, gossip.EventUpdated, gossip.EventRejoined:
-			c.obs.set(i, ev.Member.Addr, dataString(ev.Member.Data))
+			sink.set(ev.Member.Addr, dataString(ev.Member.Data))
 		case gossip.EventFailed, gossip.EventLeft:
-			c.obs.remove(i, ev.Member.Addr)
+			sink.remove(ev.Member.Addr)
 		case gossip.EventResync:
 			// Events were dropped: the table is the truth.
 			ms := g.GetMembers()
@@ -86,7 +89,7 @@ func (c *oursCluster) read(i int, g *gossip.Gossip, events <-chan gossip.Event) 
 			for _, m := range ms {
 				members[m.Addr] = dataString(m.Data)
 			}
-			c.obs.reset(i, members)
+			sink.reset(members)
 		}
 	}
 }
@@ -142,6 +145,13 @@ func (c *oursCluster) kill(i int) {
 	}
 }
 
+func (c *oursCluster) seed() string { return c.id(0) }
+
+func (c *oursCluster) silence(i int) {
+	c.obs.close(i) // it will report everyone dead; that is not measured
+	c.quiet.silence(c.id(i))
+}
+
 func (c *oursCluster) setData(i int, data string) error {
 	g := c.member(i)
 	if g == nil {
@@ -176,40 +186,58 @@ func (c *oursCluster) close() {
 	c.readers.Wait() // every member is closed, so are their events
 }
 
-// countingTransport is TCP with every connection, dialled or accepted,
-// wrapped in a streamConn.
-type countingTransport struct {
+// benchTransport is one member's TCP with every connection, dialled or
+// accepted, wrapped in a streamConn, to count and lose messages, and in a
+// silentConn, to black-hole the member or its peer once silenced.
+type benchTransport struct {
 	tcp gossip.TCPTransport
 	w   *wire
+	s   *silencer
+
+	mu   sync.Mutex // protects self
+	self string     // the member's address, once it listens
 }
 
-var _ gossip.Transport = countingTransport{}
+var _ gossip.Transport = (*benchTransport)(nil)
 
-func (t countingTransport) Listen(addr string) (net.Listener, error) {
+func (t *benchTransport) addr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.self
+}
+
+func (t *benchTransport) Listen(addr string) (net.Listener, error) {
 	ln, err := t.tcp.Listen(addr)
 	if err != nil {
 		return nil, err
 	}
-	return countingListener{Listener: ln, w: t.w}, nil
+	t.mu.Lock()
+	t.self = ln.Addr().String()
+	t.mu.Unlock()
+	return benchListener{Listener: ln, t: t}, nil
 }
 
-func (t countingTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+func (t *benchTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	self := t.addr()
+	if err := t.s.hang(ctx, nil, self, addr); err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
 	c, err := t.tcp.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	return newStreamConn(c, t.w), nil
+	return dialledConn(newStreamConn(c, t.w), t.s, self, addr), nil
 }
 
-type countingListener struct {
+type benchListener struct {
 	net.Listener
-	w *wire
+	t *benchTransport
 }
 
-func (l countingListener) Accept() (net.Conn, error) {
+func (l benchListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return newStreamConn(c, l.w), nil
+	return acceptedConn(newStreamConn(c, l.t.w), l.t.s, l.t.addr()), nil
 }

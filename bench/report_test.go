@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,8 +163,19 @@ func TestParseFlags(t *testing.T) {
 	if got, want := describeOurs(c.opts), "interval 200ms, false report target 0.001"; got != want {
 		t.Errorf("describeOurs = %q, want %q", got, want)
 	}
+	c, err = parseFlags([]string{"-loss", "0.3", "-loss-time", "5m", "-pause", "40s", "-hog", "5", "-hog-time", "2m",
+		"-scenarios", "silent,pause,hog"}, &stderr)
+	if err != nil || c.opts.loss != 0.3 || c.opts.lossTime != 5*time.Minute || c.opts.pause != 40*time.Second ||
+		c.opts.hogs != 5 || c.opts.hogTime != 2*time.Minute || len(c.scenarios) != 3 {
+		t.Errorf("fault flags gave %+v, %v, %v", c.opts, c.scenarios, err)
+	}
+	if c, err = parseFlags([]string{"-quick"}, &stderr); err != nil || c.opts.pause <= 0 || c.opts.hogTime > 10*time.Second ||
+		!slices.Contains(c.scenarios, scPause) || !slices.Contains(c.scenarios, scSilent) || !slices.Contains(c.scenarios, scHog) {
+		t.Errorf("-quick gave pause %v, hog-time %v, scenarios %v, %v; want a short pause and window, every scenario",
+			c.opts.pause, c.opts.hogTime, c.scenarios, err)
+	}
 	for _, bad := range [][]string{{"-n", "1"}, {"-libs", "serf"}, {"-scenarios", "nap"}, {"-runs", "0"}, {"-loss", "2"},
-		{"-interval", "-1s"}, {"-target", "1"}, {"-target", "-0.1"}} {
+		{"-interval", "-1s"}, {"-target", "1"}, {"-target", "-0.1"}, {"-hog", "-1"}, {"-pause", "-1s"}, {"-hog-time", "0s"}} {
 		if _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", bad)
 		}

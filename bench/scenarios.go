@@ -16,15 +16,20 @@ const (
 	scData     = "data"
 	scSteady   = "steady"
 	scLoss     = "loss"
+	scSilent   = "silent"
+	scPause    = "pause"
+	scHog      = "hog"
 )
 
-var allScenarios = []string{scConverge, scDetect, scData, scSteady, scLoss}
+var allScenarios = []string{scConverge, scDetect, scSilent, scData, scSteady, scLoss, scPause, scHog}
 
 // The metrics the scenarios measure, in table order, and their units.
 var metrics = []struct{ name, unit, scenario string }{
 	{"converge", "s", scConverge},
 	{"detect first", "s", scDetect},
 	{"detect last", "s", scDetect},
+	{"silent: detect first", "s", scSilent},
+	{"silent: detect last", "s", scSilent},
 	{"data first", "s", scData},
 	{"data last", "s", scData},
 	{"bytes/member/s", "B", scSteady},
@@ -33,6 +38,12 @@ var metrics = []struct{ name, unit, scenario string }{
 	{"heap KiB/member", "KiB", scSteady},
 	{"loss: members reported dead", "", scLoss},
 	{"loss: false (observer, member) pairs", "", scLoss},
+	{"pause: others drop", "s", scPause},
+	{"pause: back", "s", scPause},
+	{"pause: false reports by the resumed member", "", scPause},
+	{"pause: false reports by the others", "", scPause},
+	{"hog: members reported dead", "", scHog},
+	{"hog: false (observer, member) pairs", "", scHog},
 }
 
 // options are the scenario parameters shared by every run.
@@ -42,6 +53,9 @@ type options struct {
 	steadyTime time.Duration
 	lossTime   time.Duration
 	loss       float64
+	pause      time.Duration // how long the pause scenario stops its member; 0 for 3 × FailureTime
+	hogs       int           // busy processes of the hog scenario; 0 for 3 per core
+	hogTime    time.Duration
 	interval   time.Duration // this library's GossipInterval; 0 for its default
 	target     float64       // this library's FalseReportTarget; 0 for its default
 }
@@ -61,13 +75,19 @@ var errTimeout = errors.New("deadline reached")
 
 // runScenario runs scenario sc with n members of lib on a fresh cluster and
 // returns its samples. A wait that times out gives samples marked TimedOut
-// rather than an error.
-func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sample, error) {
+// rather than an error. Joins that failed, though the cluster converged
+// later, are reported to warn.
+func runScenario(ctx context.Context, lib, sc string, n int, o options, warn func(string)) ([]sample, error) {
 	c, err := newCluster(lib, o)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
+	defer func() {
+		if f := joinFailures(c); f != "" && warn != nil {
+			warn(f)
+		}
+	}()
 	var heap0 uint64
 	if sc == scSteady {
 		heap0 = heapInuse()
@@ -75,13 +95,22 @@ func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sampl
 	out := func(metric string, v float64, err error) sample {
 		return sample{Lib: lib, N: n, Metric: metric, Value: v, TimedOut: errors.Is(err, errTimeout)}
 	}
+	if sc == scPause { // its own start: the last member is a process of its own
+		r, err := pauseRun(ctx, c, lib, n, o)
+		if err != nil {
+			return nil, err
+		}
+		return []sample{out("pause: others drop", r.drop, r.dropErr), out("pause: back", r.back, r.backErr),
+			out("pause: false reports by the resumed member", float64(r.byVictim), nil),
+			out("pause: false reports by the others", float64(r.byOthers), nil)}, nil
+	}
 	converged, err := startConverged(ctx, c, n, o.deadline)
 	if sc == scConverge || err != nil {
 		if err != nil && !errors.Is(err, errTimeout) {
 			return nil, err
 		}
 		if sc != scConverge {
-			return nil, fmt.Errorf("%s: no convergence within %v", sc, o.deadline)
+			return nil, fmt.Errorf("%s: no convergence within %v%s", sc, o.deadline, withJoinFailures(c))
 		}
 		return []sample{out("converge", converged, err)}, nil
 	}
@@ -89,6 +118,9 @@ func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sampl
 	case scDetect:
 		first, last, err := detect(ctx, c, n, o.deadline)
 		return []sample{out("detect first", first, err), out("detect last", last, err)}, ignoreTimeout(err)
+	case scSilent:
+		first, last, err := silentDetect(ctx, c, n, o.deadline)
+		return []sample{out("silent: detect first", first, err), out("silent: detect last", last, err)}, ignoreTimeout(err)
 	case scData:
 		first, last, err := dataSpread(ctx, c, n, o.deadline)
 		return []sample{out("data first", first, err), out("data last", last, err)}, ignoreTimeout(err)
@@ -98,8 +130,34 @@ func runScenario(ctx context.Context, lib, sc string, n int, o options) ([]sampl
 		members, pairs, err := lossRun(ctx, c, n, o)
 		return []sample{out("loss: members reported dead", float64(members), nil),
 			out("loss: false (observer, member) pairs", float64(pairs), nil)}, err
+	case scHog:
+		members, pairs, err := hogRun(ctx, c, n, o)
+		return []sample{out("hog: members reported dead", float64(members), nil),
+			out("hog: false (observer, member) pairs", float64(pairs), nil)}, err
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc)
+}
+
+// joinFailures describes the joins that failed in c, if any, for an error
+// message.
+func joinFailures(c cluster) string {
+	ml, ok := c.(*mlCluster)
+	if !ok {
+		return ""
+	}
+	errs := ml.joinErrors()
+	if len(errs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d join attempts failed, the first: %v", len(errs), errs[0])
+}
+
+// withJoinFailures is joinFailures after a semicolon, or "".
+func withJoinFailures(c cluster) string {
+	if f := joinFailures(c); f != "" {
+		return "; " + f
+	}
+	return ""
 }
 
 func ignoreTimeout(err error) error {
@@ -128,19 +186,10 @@ func startConverged(ctx context.Context, c cluster, n int, deadline time.Duratio
 	return sp.last.Seconds(), nil
 }
 
-// detect kills the last member and times how long the others take to drop it.
+// detect kills the last member and times how long the others take to drop
+// it.
 func detect(ctx context.Context, c cluster, n int, deadline time.Duration) (first, last float64, err error) {
-	victim := n - 1
-	id := c.id(victim)
-	sp := newSpread(time.Now(), others(n, victim), func(s viewSet, i int) bool {
-		_, ok := s.lookup(i, id)
-		return !ok
-	})
-	w := c.observers().watch(sp.check)
-	c.kill(victim)
-	err = w.wait(ctx, deadline)
-	first, last = sp.seconds(err, deadline)
-	return first, last, err
+	return dropTime(ctx, c, n, deadline, c.kill)
 }
 
 // dataSpread changes the data of the middle member and times how long the
@@ -202,42 +251,11 @@ func steady(ctx context.Context, c cluster, n int, o options, heap0 uint64, out 
 
 // lossRun loses o.loss of all messages for o.lossTime from convergence and
 // counts the live members that anyone reported dead, and the (observer,
-// member) pairs in which that happened. A member is reported dead when an
-// observer's view drops it.
+// member) pairs in which that happened.
 func lossRun(ctx context.Context, c cluster, n int, o options) (members, pairs int, err error) {
-	index := make(map[string]int, n)
-	for i := 0; i < n; i++ {
-		index[c.id(i)] = i
-	}
-	dead := make(map[string]bool)
-	type pair struct{ observer, member int }
-	falsePairs := make(map[pair]bool)
-	w := c.observers().watch(func(s viewSet, ch *change) bool {
-		if ch == nil { // views missing members already, if any
-			for i := 0; i < n; i++ {
-				if !s.observing(i) || s.size(i) == n {
-					continue
-				}
-				for id, j := range index {
-					if _, ok := s.lookup(i, id); !ok {
-						dead[id] = true
-						falsePairs[pair{i, j}] = true
-					}
-				}
-			}
-		} else if j, ok := index[ch.id]; ok && ch.gone {
-			dead[ch.id] = true
-			falsePairs[pair{ch.observer, j}] = true
-		}
-		return false // until the window ends
-	})
 	c.setLoss(o.loss)
 	defer c.setLoss(0)
-	err = w.wait(ctx, o.lossTime)
-	if errors.Is(err, errTimeout) {
-		err = nil // the window ended
-	}
-	return len(dead), len(falsePairs), err
+	return falseReports(ctx, c, n, o.lossTime)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
