@@ -55,7 +55,9 @@
 // (Config.GossipInterval) and -target (Config.FalseReportTarget), so that
 // a comparison with another configuration can be run and labelled; both
 // are recorded in the -json Options. memberlist always runs with
-// DefaultLANConfig.
+// DefaultLANConfig; a join that fails is tried again a second or two
+// later until it succeeds (a seed serves at most 128 push-pulls at once),
+// and the failures are reported as a warning.
 //
 // With -sim, the command runs nothing (unless -from is given too): it draws
 // the root module's simulated runs (the JSON of internal/sim's -sim.out)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -17,11 +18,13 @@ import (
 // transport that counts and loses messages and can silence nodes. Each
 // node's event delegate feeds the cluster's observers.
 type mlCluster struct {
-	w      wire
-	quiet  *silencer
-	logger *log.Logger
-	obs    *observers
-	wg     sync.WaitGroup // joins and node updates under way
+	w         wire
+	quiet     *silencer
+	logger    *log.Logger
+	obs       *observers
+	wg        sync.WaitGroup // joins and node updates under way
+	done      chan struct{}  // closed by close
+	closeOnce sync.Once
 
 	mu    sync.Mutex // protects the fields below
 	nodes []*memberlist.Memberlist
@@ -33,7 +36,7 @@ type mlCluster struct {
 }
 
 func newMemberlist() *mlCluster {
-	return &mlCluster{logger: log.New(io.Discard, "", 0), obs: newObservers(), quiet: newSilencer()}
+	return &mlCluster{logger: log.New(io.Discard, "", 0), obs: newObservers(), quiet: newSilencer(), done: make(chan struct{})}
 }
 
 func (c *mlCluster) start(n int) error {
@@ -66,25 +69,35 @@ func (c *mlCluster) start(n int) error {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				// A failed join is tried again, twice, a second apart, as
-				// memberlist's users do (Consul's retry_join): a node that
-				// has not joined knows no one, and no one knows it.
-				for try := 1; try <= 3; try++ {
-					_, err := m.Join([]string{seed})
-					if err == nil {
-						return
-					}
-					c.mu.Lock()
-					c.errs = append(c.errs, fmt.Errorf("%s: join, try %d: %w", name, try, err))
-					c.mu.Unlock()
-					if try < 3 {
-						time.Sleep(time.Second)
-					}
-				}
+				c.joinUntilDone(m, name, seed)
 			}()
 		}
 	}
 	return nil
+}
+
+// joinUntilDone joins node m, named name, through seed, trying again a
+// second or two later until it succeeds or the cluster closes, as
+// memberlist's users do (Consul's retry_join, every 30 s). A seed serves at
+// most 128 push-pulls at once (memberlist's maxPushPullRequests) and closes
+// the connection of any more, so that hundreds of nodes joining through one
+// seed at once must retry; a node that has not joined knows no one, and no
+// one knows it.
+func (c *mlCluster) joinUntilDone(m *memberlist.Memberlist, name, seed string) {
+	for try := 1; ; try++ {
+		_, err := m.Join([]string{seed})
+		if err == nil {
+			return
+		}
+		c.mu.Lock()
+		c.errs = append(c.errs, fmt.Errorf("%s: join, try %d: %w", name, try, err))
+		c.mu.Unlock()
+		select {
+		case <-c.done:
+			return
+		case <-time.After(time.Second + rand.N(time.Second)):
+		}
+	}
 }
 
 // mlConfig is DefaultLANConfig for a node named name on 127.0.0.1 over t.
@@ -194,6 +207,7 @@ func (c *mlCluster) setLoss(p float64)            { c.w.setLoss(p) }
 func (c *mlCluster) traffic() (bytes, msgs int64) { return c.w.traffic() }
 
 func (c *mlCluster) close() {
+	c.closeOnce.Do(func() { close(c.done) })
 	c.wg.Wait()
 	c.mu.Lock()
 	nodes := c.nodes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -149,7 +150,8 @@ func joinFailures(c cluster) string {
 	if len(errs) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d join attempts failed, the first: %v", len(errs), errs[0])
+	first := strings.Join(strings.Fields(errs[0].Error()), " ") // memberlist's errors span lines
+	return fmt.Sprintf("%d join attempts failed, the first: %s", len(errs), first)
 }
 
 // withJoinFailures is joinFailures after a semicolon, or "".
