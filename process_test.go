@@ -1,14 +1,12 @@
 package gossip
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -112,24 +110,6 @@ func TestKilledProcessesAreDroppedAndComeBack(t *testing.T) {
 	assert.LessOrEqual(t, back, 20*interval, "back within a few rounds")
 }
 
-// lockedBuffer is a log a process writes to while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestStoppedProcessAccusesNoOneOnResume stops one of three example
 // processes with SIGSTOP for three failure times and continues it with
 // SIGCONT: the others drop it and take it back, and it, having heard
@@ -141,9 +121,9 @@ func TestStoppedProcessAccusesNoOneOnResume(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	logs := make([]*lockedBuffer, n)
+	logs := make([]*procs.Log, n)
 	ms := processMembers(ctx, t, n, interval, func(i int) io.Writer {
-		logs[i] = &lockedBuffer{}
+		logs[i] = &procs.Log{}
 		return io.MultiWriter(logs[i], testWriter{t})
 	})
 	ps := make([]*procs.Proc, n)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +9,11 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gossipfd/gossip/internal/procs"
 	multierror "github.com/hashicorp/go-multierror"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,28 +25,10 @@ const runMainEnv = "EXAMPLE_TEST_RUN_MAIN"
 // proc is the command running as a process of its own.
 type proc struct {
 	cmd         *exec.Cmd
-	log         *lockedBuffer
+	log         *procs.Log
 	done        chan struct{} // closed when it has exited
 	err         error         // Wait's, once done
 	gossip, web string        // its addresses, from its start line
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and many readers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var startLine = regexp.MustCompile(`msg="example started".* gossip="?([^" ]+)"? http="?([^" ]+)"?`)
@@ -57,7 +38,7 @@ var startLine = regexp.MustCompile(`msg="example started".* gossip="?([^" ]+)"? 
 // test if it still runs.
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{log: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{log: &procs.Log{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], append([]string{"-addr", "127.0.0.1:0", "-http", "127.0.0.1:0"}, args...)...)
 	// Without the race detector's wait at exit, a process ends as soon as
 	// it returns.
