@@ -111,6 +111,7 @@ func (s *State) watch(now time.Time) {
 		return
 	}
 	away := gap - s.cfg.Interval
+	clear(s.suspects) // their probes' outcomes are the pause's (see suspect.go)
 	self := s.table.self
 	for _, e := range s.table.list {
 		if e.alive && e != self {

@@ -36,6 +36,11 @@ type ExchangeRequest struct {
 	// record's heartbeat the one the notice was given at (see notice.go).
 	// Like Left, a field of its own.
 	Dead []byte
+	// Silent holds death notices of members found silent: suspected and
+	// then confirmed by probes (see suspect.go), in the same form as Dead.
+	// A field of its own, so that a member built before it, which would
+	// take such a notice as one of a refused dial, ignores it.
+	Silent []byte
 }
 
 // ExchangeResponse is the other half: the entries the callee holds newer
@@ -65,6 +70,10 @@ type ExchangeResponse struct {
 	// request showed alive or (unless partial) did not name, as in
 	// ExchangeRequest.Dead.
 	Dead []byte
+	// Silent holds the notices of silent members the callee holds of
+	// members the request showed alive or (unless partial) did not name,
+	// as in ExchangeRequest.Silent.
+	Silent []byte
 }
 
 // Entry is one member's row on the wire.

@@ -65,16 +65,19 @@ type Config struct {
 
 // State is one member's protocol state. See the package comment.
 type State struct {
-	cfg     Config
-	rng     *rand.Rand
-	phase   phase
-	addr    string // this member's advertised address, set by Start
-	table   table
-	retry   map[string]*retryState // seeds and dead members being contacted (see recovery.go)
-	aliases map[string]bool        // addresses found to reach this member
-	rumors  map[string]rumor       // news to spread at once (see rumor.go)
-	watched time.Time              // when the failure rules were last applied (see watch)
-	out     Output                 // what the input being handled produced so far
+	cfg      Config
+	rng      *rand.Rand
+	phase    phase
+	addr     string // this member's advertised address, set by Start
+	table    table
+	retry    map[string]*retryState // seeds and dead members being contacted (see recovery.go)
+	aliases  map[string]bool        // addresses found to reach this member
+	rumors   map[string]rumor       // news to spread at once (see rumor.go)
+	suspects map[string]*suspicion  // live members suspected of silence (see suspect.go)
+	reach    reach                  // this member's calls answered, for the evidence of silence (see suspect.go)
+	calls    []call                 // exchanges not yet counted in reach (see suspect.go)
+	watched  time.Time              // when the failure rules were last applied (see watch)
+	out      Output                 // what the input being handled produced so far
 }
 
 type phase int
@@ -90,11 +93,12 @@ const (
 // for every choice it makes.
 func New(cfg Config, rng *rand.Rand, data []byte) *State {
 	s := &State{
-		cfg:     cfg,
-		rng:     rng,
-		retry:   make(map[string]*retryState),
-		aliases: make(map[string]bool),
-		rumors:  make(map[string]rumor),
+		cfg:      cfg,
+		rng:      rng,
+		retry:    make(map[string]*retryState),
+		aliases:  make(map[string]bool),
+		rumors:   make(map[string]rumor),
+		suspects: make(map[string]*suspicion),
 	}
 	s.table.members = make(map[string]*entry)
 	s.table.self = &entry{alive: true, data: data}
@@ -140,10 +144,12 @@ func (s *State) Tick(now time.Time, held []string) Output {
 	self.heartbeat++
 	self.lastRise = now
 	s.sweep(now)
+	s.suspect(now)
 	peers := s.table.livePeers()
 	if len(peers) > 0 {
 		target := ChoosePartner(s.rng, s.heldLive(held), s.cfg.MaxOutboundConns, func() string { return peers[s.rng.IntN(len(peers))] })
 		s.send(target, Exchange, s.request())
+		s.calling(target, now)
 	}
 	if len(peers) == 0 || s.rng.IntN(len(peers)+1) == 0 {
 		s.recover(now, len(peers) == 0)
@@ -172,7 +178,7 @@ func (s *State) Request(addr string) (ExchangeRequest, bool) {
 
 func (s *State) request() ExchangeRequest {
 	return ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Digest: s.table.digest(), Left: s.table.leftDigest(),
-		Dead: s.table.deadDigest()}
+		Dead: s.table.deadDigest(), Silent: s.table.silentDigest()}
 }
 
 // HandleRequest merges a peer's request at time now and returns the answer:
@@ -190,11 +196,12 @@ func (s *State) HandleRequest(req ExchangeRequest, now time.Time) (ExchangeRespo
 	if req.From == s.addr {
 		return resp, Output{}, nil
 	}
-	gen, want, err := s.merge(req.Digest, req.Members, req.Left, req.Dead, now, true)
+	gen, want, err := s.merge(req.Digest, req.Members, req.Left, req.Dead, req.Silent, now, true)
 	if err == nil {
 		resp.Digest, resp.Members = s.table.answer(gen, req.Partial)
 		resp.Left = s.table.answerLeft(gen, req.Partial)
 		resp.Dead = s.table.answerDead(gen, req.Partial)
+		resp.Silent = s.table.answerSilent(gen, req.Partial)
 		resp.Want = want
 	}
 	return resp, s.flush(), err
@@ -211,7 +218,10 @@ func (s *State) HandleResponse(addr string, p Purpose, resp ExchangeResponse, no
 		s.aliases[addr] = true
 		return Output{}
 	}
-	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, resp.Dead, now, false); err != nil {
+	if p == Exchange {
+		s.answered(addr)
+	}
+	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, resp.Dead, resp.Silent, now, false); err != nil {
 		s.debug(addr, "gossip: bad exchange response", "error", err)
 	}
 	if p != Push && len(resp.Want) > 0 && s.phase != idle {
@@ -240,7 +250,7 @@ const followUpGaps = 2
 // Merge merges entries that a peer pushed (the Gossip.Gossip RPC, or
 // Receive) at time now, as news to spread on.
 func (s *State) Merge(entries []Entry, now time.Time) Output {
-	s.merge(nil, entries, nil, nil, now, true)
+	s.merge(nil, entries, nil, nil, nil, now, true)
 	return s.flush()
 }
 
