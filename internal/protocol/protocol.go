@@ -144,7 +144,7 @@ func (s *State) Tick(now time.Time, held []string) Output {
 	self.heartbeat++
 	self.lastRise = now
 	s.sweep(now)
-	s.suspect(now)
+	s.suspect(now, held)
 	peers := s.table.livePeers()
 	if len(peers) > 0 {
 		target := ChoosePartner(s.rng, s.heldLive(held), s.cfg.MaxOutboundConns, func() string { return peers[s.rng.IntN(len(peers))] })

@@ -93,10 +93,11 @@ func (s *State) suspectTime() time.Duration {
 	return time.Duration(SuspectRounds(s.table.live)) * s.cfg.Interval
 }
 
-// suspect applies the rule at the round at time now: it drops the
+// suspect applies the rule at the round at time now, held being the peers
+// a connection is held to: it drops the
 // suspicions that ended, convicts the suspects confirmed, starts the new
 // suspicions and probes up to maxProbed suspects (see above).
-func (s *State) suspect(now time.Time) {
+func (s *State) suspect(now time.Time, held []string) {
 	ts := s.suspectTime()
 	for addr, sp := range s.suspects {
 		if e := s.table.members[addr]; e == nil || !e.alive || e.heartbeat != sp.heartbeat || now.Sub(e.lastRise) < ts {
@@ -112,7 +113,7 @@ func (s *State) suspect(now time.Time) {
 		switch {
 		case sp == nil:
 			s.suspects[e.addr] = &suspicion{heartbeat: e.heartbeat}
-			s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise))
+			s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", s.silentProbes(), "sent", s.reach.sent, "answered", s.reach.answered, "calls", len(s.calls))
 		case sp.rounds >= ConfirmRounds && sp.answers >= ProbeQuorum && sp.failed >= s.silentProbes():
 			delete(s.suspects, e.addr)
 			s.noticeDead(e, e.heartbeat, now, true)
@@ -129,15 +130,17 @@ func (s *State) suspect(now time.Time) {
 		slices.SortStableFunc(probe, func(a, b *entry) int { return a.lastRise.Compare(b.lastRise) })
 		probe = probe[:maxProbed]
 	}
+	near := s.heldLive(held)
 	for _, e := range probe {
-		s.probe(e)
+		s.probe(e, near)
 	}
 }
 
 // probe sends a round of probes about the suspect e: to e itself and, until
-// ProbeQuorum of them answered, to ProbeFanout other live members chosen at
-// random.
-func (s *State) probe(e *entry) {
+// ProbeQuorum of them answered, to ProbeFanout other live members: those of
+// held (the live peers a connection is held to) first, in random order, so
+// that a probe seldom waits for a dial, and then others at random.
+func (s *State) probe(e *entry, held []string) {
 	sp := s.suspects[e.addr]
 	sp.rounds++
 	req := ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Partial: true,
@@ -146,11 +149,16 @@ func (s *State) probe(e *entry) {
 	if sp.answers >= ProbeQuorum {
 		return
 	}
-	others := slices.DeleteFunc(s.table.livePeers(), func(a string) bool { return a == e.addr })
-	for i := 0; i < ProbeFanout && i < len(others); i++ {
-		j := i + s.rng.IntN(len(others)-i)
-		others[i], others[j] = others[j], others[i]
-		s.out.Send = append(s.out.Send, Send{To: others[i], Purpose: Probe, Req: req, About: e.addr})
+	near := slices.DeleteFunc(slices.Clone(held), func(a string) bool { return a == e.addr })
+	far := slices.DeleteFunc(s.table.livePeers(), func(a string) bool { return a == e.addr || slices.Contains(near, a) })
+	sent := 0
+	for _, from := range [][]string{near, far} {
+		for i := 0; sent < ProbeFanout && i < len(from); i++ {
+			j := i + s.rng.IntN(len(from)-i)
+			from[i], from[j] = from[j], from[i]
+			s.out.Send = append(s.out.Send, Send{To: from[i], Purpose: Probe, Req: req, About: e.addr})
+			sent++
+		}
 	}
 }
 
@@ -290,7 +298,7 @@ func (t *table) answerSilent(gen uint64, partial bool) []byte {
 const (
 	silentEvidence = 1e-4
 	reachWindow    = 32
-	reachMin       = 4
+	reachMin       = 2
 )
 
 // reach counts this member's calls and their answers, decayed so that
@@ -339,21 +347,20 @@ func (s *State) silentProbes() int {
 	return max(1, int(math.Ceil(math.Log(silentEvidence)/math.Log(f))))
 }
 
-// An exchange is counted once a suspicion time after it was sent, when it
-// is known whether its callee is a suspect: calls to a member that went
-// silent, made before it was suspected, would otherwise count against the
-// network.
+// An exchange counts as answered when its answer comes, and as unanswered
+// a suspicion time after it was sent, when it is known whether its callee
+// is a suspect: calls to a member that went silent, made before it was
+// suspected, would otherwise count against the network.
 
-// call is an exchange not yet counted.
+// call is an exchange not yet answered nor counted.
 type call struct {
-	to       string
-	at       time.Time
-	answered bool
+	to string
+	at time.Time
 }
 
-// calling notes an exchange sent to addr at now, and counts those sent a
-// suspicion time ago: answered, or unanswered if their callee is a live
-// member not suspected.
+// calling notes an exchange sent to addr at now, and counts as unanswered
+// those sent a suspicion time ago whose callee is a live member not
+// suspected.
 func (s *State) calling(addr string, now time.Time) {
 	ts := s.suspectTime()
 	k := 0
@@ -362,9 +369,8 @@ func (s *State) calling(addr string, now time.Time) {
 			break
 		}
 		k++
-		e := s.table.members[c.to]
-		if c.answered || e != nil && e.alive && s.suspects[c.to] == nil {
-			s.reach.note(c.answered)
+		if e := s.table.members[c.to]; e != nil && e.alive && s.suspects[c.to] == nil {
+			s.reach.note(false)
 		}
 	}
 	s.calls = append(s.calls[:0], s.calls[k:]...)
@@ -373,12 +379,11 @@ func (s *State) calling(addr string, now time.Time) {
 	}
 }
 
-// answered notes that the oldest exchange with addr not yet answered was.
+// answered counts the oldest exchange with addr not yet answered as
+// answered.
 func (s *State) answered(addr string) {
-	for i := range s.calls {
-		if c := &s.calls[i]; c.to == addr && !c.answered {
-			c.answered = true
-			return
-		}
+	if i := slices.IndexFunc(s.calls, func(c call) bool { return c.to == addr }); i >= 0 {
+		s.calls = slices.Delete(s.calls, i, i+1)
+		s.reach.note(true)
 	}
 }
