@@ -296,7 +296,7 @@ func (t *table) answerSilent(gen uint64, partial bool) []byte {
 // the rule gives way to the timeout. A member starved of CPU, whose calls
 // time out, raises its own f and so convicts more slowly too.
 const (
-	silentEvidence = 1e-4
+	silentEvidence = 1e-6
 	reachWindow    = 32
 	reachMin       = 2
 )
@@ -337,7 +337,11 @@ func (s *State) canConvict() bool {
 // silentProbes returns D: the failed probes to a suspect that a conviction
 // needs (see above).
 func (s *State) silentProbes() int {
-	f := s.reach.failRate()
+	return evidenceFor(s.reach.failRate())
+}
+
+// evidenceFor returns D for a share f of calls unanswered.
+func evidenceFor(f float64) int {
 	switch {
 	case f <= silentEvidence:
 		return 1
@@ -386,4 +390,59 @@ func (s *State) answered(addr string) {
 		s.calls = slices.Delete(s.calls, i, i+1)
 		s.reach.note(true)
 	}
+}
+
+// SilenceFalseReportProbability bounds the probability that, in one failure
+// time of nfailures spread times, the silence rule makes any member of a
+// cluster of n live members wrongly declare any other dead, when each
+// message is lost independently with probability loss.
+//
+// A member A convicts a live member B only if all of these go wrong in one
+// suspicion:
+//
+//   - A has missed every newer heartbeat of B for Ts + D rounds, Ts to be
+//     suspected and D more to gather D failed probes, one a round (W = 1
+//     round is less than D or equal to it). Once a heartbeat has reached
+//     all members but A, which takes S(n) rounds, A misses it for one more
+//     round with probability at most q(n, p) (MissProbability), so this
+//     has probability at most q^max(0, Ts+D-S(n)).
+//   - The D probes of A to B failed: each does so, its request or its
+//     answer lost, with probability f = 1 - (1-p)², so all D with f^D, at
+//     most silentEvidence by the choice of D. (The probes' answers would
+//     also have carried B's heartbeat, so this is not independent of the
+//     first condition: both are kept, as the first counts the gossip of
+//     the others and the second A's own calls to B, disjoint messages.)
+//   - Each of the m = ProbeQuorum or more others that answered held no
+//     heartbeat of B newer than A's, though all of them but A's had spread
+//     for Ts + D - S(n) rounds: for each, probability at most q^max(0,
+//     Ts+D-S(n)) again, taken as independent of A's (an assumption: the
+//     members' exchanges are, but B's own pushes feed all of them).
+//
+// D is what a member that estimated f exactly would ask for; a member
+// whose estimate of f is low asks for fewer. A pair of members sees at most
+// one suspicion starting per round, so in a failure time of R rounds the
+// union bound over the pairs and the rounds gives
+//
+//	n(n-1) R q^((1+m) max(0, Ts+D-S(n))) f^D
+//
+// and 0 where Ts + D reaches R: members then send no probes (canConvict).
+// For n = 32: at 5% loss D = 6 and the bound is 1e-19 per failure time;
+// at 10%, D = 9 and 1e-25; at 30%, D = 21 and the rule is off (the timeout
+// rule's bound is 4e-11 at 10%). Without the answerers' factor, 3e-8 and
+// 9e-11. The assumptions are those of the timeout
+// rule's bound (independent losses, rounds in step) and an exact estimate
+// of f; the simulation's measured rates are in docs/protocol.md.
+func SilenceFalseReportProbability(n int, loss float64, nfailures int) float64 {
+	if n < 2 || loss <= 0 {
+		return 0
+	}
+	f := 1 - (1-loss)*(1-loss)
+	d := evidenceFor(f)
+	ts, s := SuspectRounds(n), SpreadRounds(n)
+	rounds := nfailures * s
+	if ts+max(ConfirmRounds, d) >= rounds {
+		return 0
+	}
+	miss := math.Pow(MissProbability(n, loss), float64((1+ProbeQuorum)*max(0, ts+d-s)))
+	return math.Min(1, float64(n)*float64(n-1)*float64(rounds)*miss*math.Pow(f, float64(d)))
 }
