@@ -20,7 +20,7 @@ import (
 // SuspectRounds(n) rounds, floor(S(n)/2) + 1, is suspect (no event; a debug
 // record at most). In the simulation (internal/sim, TestStaleness) the
 // heartbeat of a live member is that stale at another member at about 1 of
-// 400 rounds with no loss at n = 32, 1 of 12 at 30% loss: suspicion is
+// 300 looks with no loss at n = 32, 1 of 11 at 30% loss: suspicion is
 // cheap and common, and convicts no one by itself.
 //
 // Confirm. Each round while B is suspect, this member sends a probe (purpose
@@ -113,7 +113,7 @@ func (s *State) suspect(now time.Time, held []string) {
 		switch {
 		case sp == nil:
 			s.suspects[e.addr] = &suspicion{heartbeat: e.heartbeat}
-			s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", s.silentProbes(), "sent", s.reach.sent, "answered", s.reach.answered, "calls", len(s.calls))
+			s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", s.silentProbes())
 		case sp.rounds >= ConfirmRounds && sp.answers >= ProbeQuorum && sp.failed >= s.silentProbes():
 			delete(s.suspects, e.addr)
 			s.noticeDead(e, e.heartbeat, now, true)
@@ -427,7 +427,7 @@ func (s *State) answered(addr string) {
 //
 // and 0 where Ts + D reaches R: members then send no probes (canConvict).
 // For n = 32: at 5% loss D = 6 and the bound is 1e-19 per failure time;
-// at 10%, D = 9 and 1e-25; at 30%, D = 21 and the rule is off (the timeout
+// at 10%, D = 9 and 2e-26; at 30%, D = 21 and the rule is off (the timeout
 // rule's bound is 4e-11 at 10%). Without the answerers' factor, 3e-8 and
 // 9e-11. The assumptions are those of the timeout
 // rule's bound (independent losses, rounds in step) and an exact estimate

@@ -107,17 +107,17 @@ func TestSilenceNoFalseReports(t *testing.T) {
 	}
 }
 
-// TestSilenceFalseReportRate measures the false reports at 30% to 50% loss
+// TestSilenceFalseReportRate measures the false reports at 15% to 50% loss
 // in short runs, beside the bound of both rules (protocol.SilenceFalseReportProbability
 // and FalseReportProbability): the bound is per failure time, the runs
 // span several.
 func TestSilenceFalseReportRate(t *testing.T) {
-	runs, d := 2, 60*time.Second
+	runs, d := 3, 120*time.Second
 	if *silentLong {
 		runs, d = 5, 300*time.Second
 	}
 	const n = 32
-	for _, loss := range []float64{0.3, 0.4, 0.5} {
+	for _, loss := range []float64{0.15, 0.2, 0.3, 0.4, 0.5} {
 		total := 0
 		for seed := uint64(1); seed <= uint64(runs); seed++ {
 			reports, _ := falseReports(n, loss, seed, d)
@@ -127,7 +127,7 @@ func TestSilenceFalseReportRate(t *testing.T) {
 		periods := float64(runs) * float64(d) / float64(tfail)
 		silence := protocol.SilenceFalseReportProbability(n, loss, 3)
 		timeout := protocol.TimeoutFalseReportProbability(n, loss, 3)
-		t.Logf("n=%d loss=%.1f: %d false reports in %d runs of %v (%.0f failure times); bound per failure time: silence rule %s, timeout rule %s",
+		t.Logf("n=%d loss=%.2f: %d false reports in %d runs of %v (%.0f failure times); bound per failure time: silence rule %s, timeout rule %s",
 			n, loss, total, runs, d, periods, fmtP(silence), fmtP(timeout))
 	}
 }
@@ -138,4 +138,3 @@ func fmtP(p float64) string {
 	}
 	return fmt.Sprintf("%.2g", p)
 }
-
