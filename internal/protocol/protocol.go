@@ -130,8 +130,9 @@ func (s *State) IsSelf(addr string) bool { return addr == s.addr || s.aliases[ad
 
 // Tick is one gossip round at time now. held are the peers the caller holds
 // connections to. It bumps this member's heartbeat, applies the failure
-// rules, and asks for an exchange with a live peer (Output.Send, purpose
-// Exchange); now and then, and always while it knows no live peer, it also
+// rules (probing suspected members: Output.Send of purpose Probe, see
+// suspect.go), and asks for an exchange with a live peer (Output.Send,
+// purpose Exchange); now and then, and always while it knows no live peer, it also
 // asks for a seed or a recently dead member to be contacted
 // (Output.Contacts), so that a member joins when its seeds appear and a
 // healed partition merges again.
