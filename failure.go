@@ -71,7 +71,7 @@ import (
 // and, by the union bound over the n(n-1) pairs, the probability that anyone
 // reports anyone falsely in one failure time is at most n(n-1) P(n, p). For
 // n = 32 and p = 10%: q = 0.076 and n(n-1)P = 4e-11; for p = 0 it is 0.
-// FalseReportProbability computes it. Rounds are not in lockstep and losses
+// FalseReportProbability adds it to the silence rule's bound (below). Rounds are not in lockstep and losses
 // are not independent in practice; docs/protocol.md gives measured rates
 // next to these figures.
 //
@@ -83,25 +83,32 @@ import (
 // with a partial exchange naming it; any fresher heartbeat, or any answer
 // from the suspect, clears it. It is declared dead, and a notice of silence
 // spread, once probed for W = 1 round with m = 2 others answering without
-// fresher news and D probes to it failed, D the fewest with f^D ≤ 10^-6
-// for f the share of the suspecter's own calls that go unanswered
-// (internal/protocol's suspect.go has the rule and its reasons). With no
-// loss the last member drops a silent one about Ts + 2 rounds after it fell
-// silent: 5 to 6 s at n = 32 and 128 in the benchmark, against 18 s and
-// 24 s. A false report by this rule needs, for a live member i and another
-// j, in one suspicion: j to miss i's newer heartbeats for Ts + D rounds
-// (at most q^max(0, Ts+D-S(n)) once they have spread, as above), the D
-// probes of j to i to fail (f^D, f = 1 - (1-p)²), and each of the m others
-// that answered to lack them as well (q^max(0, Ts+D-S(n)) each, taken as
-// independent). Over the n(n-1) pairs and the R = Nfailures × S(n) rounds
-// of a failure time:
+// fresher news and D probes to it failed (internal/protocol's suspect.go has
+// the rule and its reasons). With no loss the last member drops a silent
+// one about Ts + 1 to 2 rounds after it fell silent: 5 s at n = 32 and 128
+// in the benchmark, against 18 s and 24 s.
 //
-//	n(n-1) R q^((1+m) max(0, Ts+D-S(n))) f^D
+// A false report by this rule needs, for a live member i and another j, in
+// one suspicion: j to miss i's newer heartbeats for Ts + D rounds (at most
+// q^max(0, Ts+D-S(n)) once they have spread, as above), and the D probes of
+// j to i to fail (f^D, with f = 1 - (1-p)² the chance that a call or its
+// answer is lost). The m others must also have answered without fresher
+// news, which the bound does not count: their misses are not independent
+// of j's, as i's own pushes feed them all. Over the n(n-1) pairs and the
+// R = Nfailures × S(n) rounds of a failure time:
 //
-// and 0 where Ts + D reaches R, since members then send no probes: the
-// rule gives way to the timeout under heavy loss (from about 20% at n =
-// 32). FalseReportProbability returns the sum of this bound and the one
-// above; for n = 32 at 10% loss, 2e-26 + 4e-11.
+//	n(n-1) R q^max(0, Ts+D-S(n)) f^D
+//
+// Each member takes f as the share of its own last 32 calls unanswered
+// and D as the fewest failed probes that keep this bound at most 1e-9 (and
+// f^D at most 1e-6): D = 1 with no loss; at n = 32, 9 at 10% loss; at n =
+// 128, 6 at 1% and 10 at 10%. Where no D short of the failure time will do
+// (from 20% loss at n = 32), the rule convicts no one and the timeout rule
+// decides; the probes still go, and their answers carry fresher heartbeats.
+// So the rule's bound is at most 1e-9 per failure time for every n and loss
+// rate, and FalseReportProbability returns the sum of both rules' bounds:
+// for n = 32 at 10% loss, 9e-11 + 4e-11. It rests on independent losses and
+// a right estimate of f; docs/protocol.md compares it with the simulation.
 //
 // # A failure time from a target
 //

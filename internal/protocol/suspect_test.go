@@ -20,7 +20,9 @@ type silentSetup struct {
 func newSilentSetup(t *testing.T) *silentSetup {
 	m := newMember(t)
 	m.join(t, 4)
-	m.reach = reach{sent: reachWindow, answered: reachWindow} // no loss seen
+	for i := range reachWindow { // no loss seen
+		m.reach.note(peer(i%4), true)
+	}
 	return &silentSetup{member: m, hb: 100}
 }
 
@@ -191,40 +193,66 @@ func TestSuspicionsDroppedOnPause(t *testing.T) {
 
 func TestEvidenceGrowsWithLoss(t *testing.T) {
 	cases := []struct {
-		name     string
-		answered int // of 32 calls
-		want     int
+		name string
+		n    int
+		loss float64
+		want int // -1: the rule is off, no conviction before the failure time
 	}{
-		{"no loss", 32, 1},
-		{"10% loss", 26, 9},
-		{"30% loss", 16, 20},
-		{"all lost", 0, -1},
+		{"no loss", 32, 0, 1},
+		{"n=32, 10% loss", 32, 0.1, 9},
+		{"n=128, 1% loss", 128, 0.01, 6},
+		{"n=128, 10% loss", 128, 0.1, 10},
+		{"n=1000, 1% loss", 1000, 0.01, 8},
+		{"n=1000, 30% loss", 1000, 0.3, 22},
+		{"n=32, 30% loss", 32, 0.3, -1},
+		{"all lost", 32, 1, -1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m := newMember(t)
-			m.reach = reach{sent: 32, answered: float64(c.answered)}
-			got := m.silentProbes()
+			f := 1 - (1-c.loss)*(1-c.loss)
+			rounds := 3 * SpreadRounds(c.n)
+			got := evidenceFor(c.n, rounds, f)
 			if c.want < 0 {
-				assert.Greater(t, got, 1000)
+				assert.False(t, convictsBefore(SuspectRounds(c.n), got, rounds), "D = %d", got)
 				return
 			}
-			assert.InDelta(t, c.want, got, 1)
+			assert.Equal(t, c.want, got)
+			assert.LessOrEqual(t, silenceBound(c.n, rounds, f, got), silenceTarget, "D keeps the bound")
+			if got > 1 {
+				assert.Greater(t, silenceBound(c.n, rounds, f, got-1), silenceTarget, "and is the fewest that does")
+			}
 		})
 	}
+	s := newSilentSetup(t)
+	for i := range reachWindow {
+		s.reach.note(peer(i%4), i%5 != 0)
+	}
+	assert.Equal(t, evidenceFor(s.table.live, int(s.FailureTime()/s.cfg.Interval), s.reach.failRate("")), s.silentProbes(""),
+		"a member asks for the evidence its own view calls for")
+	assert.Less(t, s.reach.failRate(peer(0)), s.reach.failRate(""), "a suspect's own silence is left out")
 	m := newMember(t)
-	assert.Equal(t, 0.5, m.reach.failRate(), "unknown until calls are made")
+	assert.Equal(t, 0.5, m.reach.failRate(""), "unknown until calls are made")
 }
 
-func TestHeavyLossSendsNoProbes(t *testing.T) {
+func TestHeavyLossConvictsNoOne(t *testing.T) {
 	m := newSilentSetup(t)
-	for range 64 {
-		m.reach.note(false)
+	lose := func() {
+		for i := range reachWindow {
+			m.reach.note(peer(1+i%3), i%4 == 0)
+		}
 	}
+	lose()
+	probed := 0
 	for range 8 {
-		assert.Empty(t, m.round(t))
-		m.reach.note(false)
+		probes := m.round(t)
+		probed += len(probes)
+		out := m.answer(probes, func(to string) ExchangeResponse { return ExchangeResponse{From: to} })
+		assert.Empty(t, eventsOf(out), "no D short of the failure time will do")
+		lose()
 	}
+	assert.Positive(t, probed, "probes still go out: their answers may carry fresher heartbeats")
+	_, st := m.Lookup(peer(0))
+	assert.Equal(t, Alive, st, "left to the timeout rule")
 }
 
 func TestSilentNoticeAcceptance(t *testing.T) {
@@ -293,7 +321,10 @@ func TestProbeAnswerFromSelf(t *testing.T) {
 func TestProbesBounded(t *testing.T) {
 	m := newMember(t)
 	m.join(t, 8)
-	m.reach = reach{sent: reachWindow, answered: reachWindow}
+	m.reach = reach{}
+	for i := range reachWindow {
+		m.reach.note(peer(i%4), true)
+	}
 	held := []string{peer(6), peer(7)}
 	// peer(0) to peer(5) go silent; peer(6) and peer(7) count on.
 	var probes []Send
@@ -353,11 +384,15 @@ func TestSilenceFalseReportProbability(t *testing.T) {
 	assert.Zero(t, SilenceFalseReportProbability(1, 0.1, 3), "alone")
 	p10 := SilenceFalseReportProbability(32, 0.1, 3)
 	assert.Greater(t, p10, 0.0)
-	assert.Less(t, p10, 1e-20)
+	assert.Less(t, p10, silenceTarget)
 	assert.Zero(t, SilenceFalseReportProbability(32, 0.3, 3), "off under heavy loss")
-	assert.Equal(t, 1.0, SilenceFalseReportProbability(4096, 0.01, 300), "a union bound over many rounds and pairs")
+	for _, n := range []int{2, 8, 32, 128, 1000, 4096} {
+		for _, loss := range []float64{0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5} {
+			assert.LessOrEqual(t, SilenceFalseReportProbability(n, loss, 3), silenceTarget, "n=%d loss=%v: the target holds everywhere", n, loss)
+		}
+	}
 	assert.Equal(t, TimeoutFalseReportProbability(32, 0.1, 3)+p10, FalseReportProbability(32, 0.1, 3))
-	assert.Equal(t, 1, evidenceFor(0))
-	assert.Equal(t, math.MaxInt, evidenceFor(1))
+	assert.Equal(t, 1, evidenceFor(32, 18, 0))
+	assert.Equal(t, math.MaxInt, evidenceFor(32, 18, 1))
 	t.Logf("n=32: silence rule %.2g at 5%%, %.2g at 10%%; timeout rule %.2g at 10%%", SilenceFalseReportProbability(32, 0.05, 3), p10, TimeoutFalseReportProbability(32, 0.1, 3))
 }
