@@ -100,7 +100,7 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 	since := g.clock.Now()
 	if err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, m.Purpose.KeepConn()); err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "purpose": m.Purpose}).WithError(err).Debug("gossip: exchange failed")
-		if g.cfg.DeathNotices && refused(err) {
+		if !g.cfg.DisableDeathNotices && refused(err) {
 			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
 		}
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 	multierror "github.com/hashicorp/go-multierror"
@@ -20,9 +21,15 @@ const leaveAcks = 3
 // Shutdown leaves the cluster, then closes the member, like
 // http.Server.Shutdown: it marks the member as left, stops its gossip
 // rounds, and waits until three peers (or all its live peers, if fewer) have
-// heard the news, or ctx is done; then it closes the member as Close does.
-// Every member then drops it from GetMembers within a few round trips, much
-// sooner than FailureTime, and reports it as left (EventLeft), not failed.
+// heard the news; it keeps serving for Config.LeavePropagateDelay more (one
+// gossip interval by default), answering every peer that calls with the
+// news, while the news spreads; then it closes the member as Close does.
+// ctx bounds the whole. Every member then drops it from GetMembers within a
+// few round trips, much sooner than FailureTime, and reports it as left
+// (EventLeft), not failed. A peer that the news had not reached when the
+// member closed sees its connections end and its port refuse them, as after
+// a crash, and reports it failed (EventFailed), then left (EventLeft) when
+// the news arrives.
 //
 // Shutdown returns an error, on one line, if the member could not tell
 // enough peers (naming how many it told) or ctx ended first (wrapping
@@ -42,6 +49,7 @@ func (g *Gossip) Shutdown(ctx context.Context) error {
 		if err := g.leave(ctx); err != nil {
 			errs = multierror.Append(errs, err)
 		}
+		g.linger(ctx)
 	}
 	if err := g.close(); err != nil {
 		errs = multierror.Append(errs, err)
@@ -71,6 +79,27 @@ func (g *Gossip) leave(ctx context.Context) error {
 	out.Send = nil
 	g.apply(out)
 	return g.announce(ctx, news)
+}
+
+// linger keeps the member serving, after it left, for
+// Config.LeavePropagateDelay, or until ctx is done or the member is closed:
+// peers that call it meanwhile hear that it left, and the news spreads as a
+// rumor, before its port refuses them (see Shutdown).
+func (g *Gossip) linger(ctx context.Context) {
+	d := g.cfg.LeavePropagateDelay
+	if d == 0 {
+		d = g.cfg.GossipInterval
+	}
+	if d < 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-g.ctx.Done():
+	}
 }
 
 // announce sends the news, protocol.RumorFanout messages at a time in

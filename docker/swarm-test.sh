@@ -234,12 +234,16 @@ reports() {
 	for cid in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$service"); do
 		docker logs -t "$cid" 2>&1 | sed "s/^/$cid /" >>"$logs" || true
 	done
+	# Times are the members' own (time=…, to the millisecond), not those
+	# Docker stamps lines with as it reads them: Docker may read a
+	# member's "shutting down" after a peer's report that its port
+	# refused a dial, which came after it.
 	while read -r cid ts rest; do
 		case "$rest" in
 		*'msg="member joined"'*self=true*)
 			incarnations+="$(field addr <<<"$rest") $(field heartbeat <<<"$rest") $cid"$'\n'
 			;;
-		*'msg="shutting down"'*) stop_ms[$cid]=$(ms_of "$ts") ;;
+		*'msg="shutting down"'*) stop_ms[$cid]=$(ms_of "$(field time <<<"$rest")") ;;
 		esac
 	done <"$logs"
 	left=0 failed=0 false_reports=0 missed_leaves=0 last_stop=0 last_left=0
@@ -251,6 +255,7 @@ reports() {
 		*'msg="member left"'* | *'msg="member failed"'*) ;;
 		*) continue ;;
 		esac
+		ts="$(field time <<<"$rest")"
 		at=$(ms_of "$ts")
 		[ "$at" -ge "$since_ms" ] || continue
 		addr="$(field addr <<<"$rest")"
