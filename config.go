@@ -165,10 +165,10 @@ type Config struct {
 	// Resolver resolves seed host names. Nil means net.DefaultResolver.
 	Resolver Resolver
 
-	// LeavePropagateDelay is how long Shutdown keeps the member serving
-	// after enough peers have heard that it leaves, before it closes: the
-	// news spreads meanwhile, and a peer that calls it hears the news in
-	// the answer. A peer that had not heard it when the member closes would
+	// LeavePropagateDelay is how long Shutdown goes on telling its peers
+	// that it leaves, and keeps the member serving, after enough of them
+	// have heard it, before it closes: the news spreads meanwhile, and a
+	// peer that calls it hears the news in the answer. A peer that had not heard it when the member closes would
 	// find its connections ended and its port refusing them, as after a
 	// crash, and report a failure (see DisableDeathNotices). Zero means one
 	// GossipInterval (DefaultConfig leaves it zero, as it follows the
