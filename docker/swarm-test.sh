@@ -16,7 +16,8 @@
 # heartbeat, which starts at its start time) that had not yet been told to
 # stop (it logs "shutting down" on SIGTERM). A member told to stop leaves:
 # reported failed instead of left, it is counted apart, as a leave seen as a
-# failure; that is not a report about a live member.
+# failure; that is not a report about a live member. Lines are ordered by
+# the time each member wrote in it, not by Docker's stamps (see reports).
 #
 # The swarm is initialised (on 127.0.0.1) only if this node is in none, and
 # then left at the end; everything else it makes is removed on exit, pass or
