@@ -195,7 +195,9 @@ type Config struct {
 
 // DefaultConfig returns a Config with every default filled in, for the
 // caller to set Addr and Seeds on. It reads the package variables Tgossip,
-// Trpc and Nfailures.
+// Trpc and Nfailures. Death notices are on (DisableDeathNotices false);
+// LeavePropagateDelay stays zero, which means one GossipInterval, whatever
+// the interval is set to.
 func DefaultConfig() Config {
 	c, _ := Config{}.withDefaults()
 	return c
