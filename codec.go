@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/rpc"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -16,7 +18,8 @@ import (
 
 // The codecs: net/rpc's gob encoding, with a bound on every message's size,
 // deadlines on every read and write, and a bound on the requests one
-// connection has in flight.
+// connection has in flight. Between members they pack the digests of
+// Gossip.Exchange (see compact.go).
 
 // ErrMessageTooLarge is the reason a connection that sent a gob message over
 // Config.MaxMessageSize was closed.
@@ -30,8 +33,22 @@ type frameReader struct {
 	left int // bytes of the current message, its length prefix included, not yet read
 }
 
+// readBufSize is the read buffer of a connection: enough for the header
+// and body of a steady exchange's request or response (packed), so that
+// one read usually brings a whole message; larger messages are read past
+// it. Every connection holds one all its life, so it is kept small.
+const readBufSize = 512
+
 func newFrameReader(r io.Reader, max int) *frameReader {
-	return &frameReader{r: bufio.NewReader(r), max: uint64(max)}
+	return &frameReader{r: bufio.NewReaderSize(r, readBufSize), max: uint64(max)}
+}
+
+// ReadByte makes frameReader an io.ByteReader, which gob takes as a sign
+// that it buffers, so that gob does not add a buffer of its own.
+func (f *frameReader) ReadByte() (byte, error) {
+	var b [1]byte
+	_, err := io.ReadFull(f, b[:])
+	return b[0], err
 }
 
 func (f *frameReader) Read(p []byte) (int, error) {
@@ -71,6 +88,39 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// connWriter buffers what one call of a codec writes (a header and a body,
+// each one Write from gob) so that it goes out in one write, in a buffer
+// taken from writeBufs for that call only: an idle connection holds none,
+// as net/http's server does with its bufio.Writers. It is not safe for
+// concurrent use; a codec writes under a lock.
+type connWriter struct {
+	conn net.Conn
+	buf  *bufio.Writer
+}
+
+// writeBufs holds the write buffers not in use, shared by all connections.
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	if w.buf == nil {
+		w.buf = writeBufs.Get().(*bufio.Writer)
+		w.buf.Reset(w.conn)
+	}
+	return w.buf.Write(p)
+}
+
+// Flush writes what is buffered and gives the buffer back.
+func (w *connWriter) Flush() error {
+	if w.buf == nil {
+		return nil
+	}
+	err := w.buf.Flush()
+	w.buf.Reset(nil)
+	writeBufs.Put(w.buf)
+	w.buf = nil
+	return err
+}
+
 // serverCodec is net/rpc's gob server codec with deadlines, a message size
 // limit, and a bound on requests in flight per connection.
 type serverCodec struct {
@@ -78,20 +128,32 @@ type serverCodec struct {
 	state   *inbound // requests under way, for connSet's eviction
 	dec     *gob.Decoder
 	enc     *gob.Encoder
-	wbuf    *bufio.Writer
+	wbuf    *connWriter
 	cfg     *Config
 	done    <-chan struct{}
 	log     logrus.FieldLogger
 	slots   chan struct{} // one per request being handled
 	started bool          // a request has been read
 	broken  bool          // the stream can no longer be trusted
+	method  string        // of the request whose header was read last
+
+	// Packing (compact.go). The reader owns unpack, from and cluster; the
+	// writer (net/rpc writes under a lock of its own) owns pack, buf and
+	// sentFrom.
+	packs    atomic.Bool // the client has sent a packed request
+	unpack   *unpacker
+	from     string // From and Cluster of the latest request that carried them
+	cluster  string
+	pack     *packer
+	buf      []byte // the latest packed digest, reused
+	sentFrom bool   // a packed response carried From and Cluster
 }
 
 // maxRequestsInFlight bounds the requests one connection has being handled.
 const maxRequestsInFlight = 8
 
 func newServerCodec(ctx context.Context, conn net.Conn, state *inbound, cfg *Config, log logrus.FieldLogger) *serverCodec {
-	wbuf := bufio.NewWriter(conn)
+	wbuf := &connWriter{conn: conn}
 	return &serverCodec{
 		conn: conn, state: state, cfg: cfg, done: ctx.Done(), log: log,
 		dec:   gob.NewDecoder(newFrameReader(conn, cfg.MaxMessageSize)),
@@ -120,6 +182,10 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		return c.fail("request header", err)
 	}
 	c.started = true
+	if r.ServiceMethod == "" && c.packs.Load() {
+		r.ServiceMethod = c.method // a packing client's repeated method
+	}
+	c.method = r.ServiceMethod
 	c.state.begin() // net/rpc answers every request whose header it read
 	return nil
 }
@@ -130,7 +196,72 @@ func (c *serverCodec) ReadRequestBody(body any) error {
 		c.broken = true
 		return c.fail("request body", err)
 	}
+	req, ok := body.(*ExchangeRequest)
+	if !ok {
+		if body == nil && c.method == exchangeMethod && c.packs.Load() {
+			// A packed digest may have gone unread: the dictionary
+			// can no longer be trusted.
+			c.broken = true
+		}
+		return nil
+	}
+	if err := c.unpackRequest(req); err != nil {
+		c.broken = true
+		return c.fail("request body", err)
+	}
 	return nil
+}
+
+// exchangeMethod is the RPC whose messages carry digests.
+const exchangeMethod = serviceName + ".Exchange"
+
+// unpackRequest turns a packed request back into the protocol's form: the
+// client then reads packed answers.
+func (c *serverCodec) unpackRequest(req *ExchangeRequest) error {
+	if len(req.Packed) == 0 {
+		if req.From != "" {
+			c.from, c.cluster = req.From, req.Cluster
+		}
+		return nil
+	}
+	c.packs.Store(true)
+	if c.unpack == nil {
+		c.unpack = newUnpacker(c.cfg.MaxMembers)
+	}
+	d, err := c.unpack.unpack(req.Packed)
+	if err != nil {
+		return err
+	}
+	req.Digest, req.Packed = d, nil
+	if req.From == "" {
+		req.From, req.Cluster = c.from, c.cluster
+	} else {
+		c.from, c.cluster = req.From, req.Cluster
+	}
+	return nil
+}
+
+// packResponse returns body to write: a packed copy of an ExchangeResponse
+// if the client reads them.
+func (c *serverCodec) packResponse(body any) (any, error) {
+	resp, ok := body.(*ExchangeResponse)
+	if !ok || !c.packs.Load() {
+		return body, nil
+	}
+	if c.pack == nil {
+		c.pack = newPacker(c.cfg.MaxMembers)
+	}
+	out := *resp
+	var err error
+	if c.buf, err = c.pack.pack(c.buf[:0], resp.Digest); err != nil {
+		return nil, err
+	}
+	out.Digest, out.Packed = nil, c.buf
+	if c.sentFrom {
+		out.From, out.Cluster = "", ""
+	}
+	c.sentFrom = true
+	return &out, nil
 }
 
 // fail logs why the connection is being dropped and returns err.
@@ -150,12 +281,21 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	defer func() { <-c.slots }()
 	defer c.state.end()
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.RPCTimeout))
-	err := c.enc.Encode(r)
+	body, err := c.packResponse(body)
+	if err == nil && c.packs.Load() {
+		// net/rpc's client reads only Seq and Error.
+		hdr := *r
+		hdr.ServiceMethod = ""
+		r = &hdr
+	}
+	if err == nil {
+		err = c.enc.Encode(r)
+	}
 	if err == nil {
 		err = c.enc.Encode(body)
 	}
-	if err == nil {
-		err = c.wbuf.Flush()
+	if ferr := c.wbuf.Flush(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		c.log.WithError(err).Debug("gossip: writing response failed; closing the connection")
@@ -172,32 +312,93 @@ func (c *serverCodec) Close() error { return c.conn.Close() }
 // the codec learns at once when the peer ends the connection: it then calls
 // ended, if set (see clientPool.ended).
 type clientCodec struct {
-	conn    net.Conn
-	dec     *gob.Decoder
-	enc     *gob.Encoder
-	wbuf    *bufio.Writer
-	timeout time.Duration
-	ended   func()
+	conn       net.Conn
+	dec        *gob.Decoder
+	enc        *gob.Encoder
+	wbuf       *connWriter
+	timeout    time.Duration
+	maxMembers int
+	ended      func()
+
+	// Packing (compact.go). net/rpc writes under a lock of its own, which
+	// guards pack, buf and method; its reader goroutine owns unpack, from,
+	// cluster and header.
+	packs   atomic.Bool // the server has answered packed
+	plain   atomic.Bool // the server has answered plain: it reads no packed requests
+	pack    *packer
+	buf     []byte // the latest packed digest, reused
+	method  string // of the latest request
+	unpack  *unpacker
+	from    string // From and Cluster of the latest response that carried them
+	cluster string
+	header  rpc.Response // the latest response header read
 }
 
 func newClientCodec(conn net.Conn, cfg *Config, ended func()) *clientCodec {
-	wbuf := bufio.NewWriter(conn)
+	wbuf := &connWriter{conn: conn}
 	return &clientCodec{
-		conn: conn, timeout: cfg.RPCTimeout, wbuf: wbuf, ended: ended,
+		conn: conn, timeout: cfg.RPCTimeout, maxMembers: cfg.MaxMembers, wbuf: wbuf, ended: ended,
 		dec: gob.NewDecoder(newFrameReader(conn, cfg.MaxMessageSize)),
 		enc: gob.NewEncoder(wbuf),
 	}
 }
 
+// WriteRequest writes a request. A request that could not be written
+// whole leaves the stream, and the dictionary of packed digests, in an
+// unknown state, so the connection is closed.
 func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
 	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	if err := c.enc.Encode(r); err != nil {
-		return err
+	body, err := c.packRequest(body)
+	if err == nil {
+		hdr := *r
+		if c.packs.Load() && r.ServiceMethod == c.method {
+			hdr.ServiceMethod = "" // the server repeats it
+		}
+		c.method = r.ServiceMethod
+		err = c.enc.Encode(&hdr)
 	}
-	if err := c.enc.Encode(body); err != nil {
-		return err
+	if err == nil {
+		err = c.enc.Encode(body)
 	}
-	return c.wbuf.Flush()
+	if ferr := c.wbuf.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		c.conn.Close()
+	}
+	return err
+}
+
+// packRequest returns the body to write: for an ExchangeRequest, a packed
+// copy, unless the server has shown that it does not read them.
+func (c *clientCodec) packRequest(body any) (any, error) {
+	var req ExchangeRequest
+	switch b := body.(type) {
+	case ExchangeRequest:
+		req = b
+	case *ExchangeRequest:
+		req = *b
+	default:
+		return body, nil
+	}
+	if c.plain.Load() {
+		return body, nil
+	}
+	if c.pack == nil {
+		c.pack = newPacker(c.maxMembers)
+	}
+	var err error
+	if c.buf, err = c.pack.pack(c.buf[:0], req.Digest); err != nil {
+		return nil, err
+	}
+	req.Digest, req.Packed = nil, c.buf
+	if c.packs.Load() {
+		// The server has answered a packed request, which carried
+		// From and Cluster: it repeats them. Until then it may be a
+		// member built before packing, which needs them.
+		req.From, req.Cluster = "", ""
+	}
+	return &req, nil
 }
 
 // ReadResponseHeader waits for the next answer. An error other than the
@@ -209,8 +410,58 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
 	if err != nil && !errors.Is(err, net.ErrClosed) && c.ended != nil {
 		c.ended()
 	}
+	c.header = *r
 	return err
 }
 
-func (c *clientCodec) ReadResponseBody(body any) error { return c.dec.Decode(body) }
-func (c *clientCodec) Close() error                    { return c.conn.Close() }
+// ReadResponseBody reads a response's body into body, unpacking an
+// ExchangeResponse. If the body cannot be read or unpacked, the stream
+// and its dictionary can no longer be trusted: the connection is closed,
+// which ends net/rpc's reader.
+func (c *clientCodec) ReadResponseBody(body any) error {
+	err := c.dec.Decode(body)
+	if err == nil {
+		if resp, ok := body.(*ExchangeResponse); ok {
+			err = c.unpackResponse(resp)
+		} else if body == nil && c.header.Error == "" && !c.plain.Load() {
+			// An answer to a call no longer waiting (net/rpc drops a
+			// call whose request it failed to write): a packed digest
+			// may have gone unread.
+			err = errors.New("gossip: answer to no call")
+		}
+	}
+	if err != nil {
+		c.conn.Close()
+	}
+	return err
+}
+
+// unpackResponse turns a packed response back into the protocol's form. A
+// plain one tells that the server reads no packed requests (see
+// internal/protocol's message.go).
+func (c *clientCodec) unpackResponse(resp *ExchangeResponse) error {
+	if len(resp.Packed) == 0 {
+		c.plain.Store(true)
+		if resp.From != "" {
+			c.from, c.cluster = resp.From, resp.Cluster
+		}
+		return nil
+	}
+	c.packs.Store(true)
+	if c.unpack == nil {
+		c.unpack = newUnpacker(c.maxMembers)
+	}
+	d, err := c.unpack.unpack(resp.Packed)
+	if err != nil {
+		return err
+	}
+	resp.Digest, resp.Packed = d, nil
+	if resp.From == "" {
+		resp.From, resp.Cluster = c.from, c.cluster
+	} else {
+		c.from, c.cluster = resp.From, resp.Cluster
+	}
+	return nil
+}
+
+func (c *clientCodec) Close() error { return c.conn.Close() }

@@ -49,6 +49,12 @@ const (
 // goroutines and connections.
 const maxExchangesInFlight = 8
 
+// maxProbesInFlight bounds, apart, the probes of suspected members under way
+// (see internal/protocol's suspect.go): a round sends at most four suspects'
+// probes, each to the suspect and three others, and they end within the
+// probe timeout, under a round.
+const maxProbesInFlight = 16
+
 // Config configures a member for NewWithConfig. The zero value of every field
 // but Addr is valid and means the default given beside it. DefaultConfig
 // returns a Config with the defaults filled in.
@@ -88,6 +94,16 @@ type Config struct {
 	// RPCTimeout bounds every outgoing RPC, dial included, and every read
 	// and write of an inbound request. Zero means Trpc.
 	RPCTimeout time.Duration
+
+	// ProbeTimeout bounds a probe: the small call a member makes, to a
+	// member whose heartbeat has gone quiet and to a few others, to find
+	// out whether it has gone silent (see docs/protocol.md, Silent
+	// members). A probe to the suspect that gets no answer within it counts
+	// as silence; one to another member, as a call lost, which makes the
+	// member ask for more evidence. So it must exceed a round trip on a
+	// busy host, and stay under a round for the outcome to count at the
+	// next round. Zero means half of GossipInterval, at most RPCTimeout.
+	ProbeTimeout time.Duration
 
 	// Nfailures is how many propagation periods a member must miss to be
 	// considered dead (see FailureTime). Zero means the package's Nfailures.
@@ -212,6 +228,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RPCTimeout == 0 {
 		c.RPCTimeout = Trpc
 	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = min(c.GossipInterval/2, c.RPCTimeout)
+	}
 	if c.Nfailures == 0 {
 		c.Nfailures = Nfailures
 	}
@@ -282,7 +301,7 @@ func (c Config) validate() error {
 		}
 	}
 	switch {
-	case c.GossipInterval < 0 || c.RPCTimeout < 0 || c.IdleTimeout < 0:
+	case c.GossipInterval < 0 || c.RPCTimeout < 0 || c.IdleTimeout < 0 || c.ProbeTimeout < 0:
 		return fmt.Errorf("gossip: negative duration in Config")
 	case c.FalseReportTarget < 0 || c.FalseReportTarget >= 1:
 		return fmt.Errorf("gossip: Config.FalseReportTarget %v: must be in [0, 1)", c.FalseReportTarget)

@@ -56,11 +56,14 @@ func (g *Gossip) apply(out protocol.Output) {
 		g.askSpread()
 	}
 	for _, m := range out.Send {
-		sem := g.sem
-		if m.Purpose == protocol.Rumor {
-			sem = g.rsem
+		switch m.Purpose {
+		case protocol.Probe:
+			g.goBounded(g.psem, func(ctx context.Context) { g.probe(ctx, m) })
+		case protocol.Rumor:
+			g.goBounded(g.rsem, func(ctx context.Context) { g.send(ctx, m) })
+		default:
+			g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) })
 		}
-		g.goBounded(sem, func(ctx context.Context) { g.send(ctx, m) })
 	}
 	for _, t := range out.Contacts {
 		g.goBounded(g.sem, func(ctx context.Context) { g.contact(ctx, t) })
@@ -115,6 +118,32 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 		return s.HandleResponse(m.To, m.Purpose, resp, now)
 	})
 	return nil
+}
+
+// probe sends a probe about a suspected member within the probe timeout,
+// over a held connection if there is one and else over one not kept, and
+// reports the outcome to the protocol (see internal/protocol's suspect.go).
+// A refused dial is reported as for any call.
+func (g *Gossip) probe(ctx context.Context, m protocol.Send) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ProbeTimeout)
+	defer cancel()
+	var resp ExchangeResponse
+	since := g.clock.Now()
+	err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, false)
+	if err == nil {
+		err = g.checkCluster(m.To, resp.Cluster)
+	}
+	if err != nil {
+		g.log.WithFields(logrus.Fields{"peer": m.To, "about": m.About}).WithError(err).Debug("gossip: probe failed")
+		if !g.cfg.DisableDeathNotices && refused(err) {
+			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
+		}
+		g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.ProbeFailed(m.To, m.About, now) })
+		return
+	}
+	g.merging(func(s *protocol.State, now time.Time) protocol.Output {
+		return s.ProbeAnswered(m.To, m.About, resp, now)
+	})
 }
 
 // refused reports whether a call failed because its dial was refused:

@@ -138,19 +138,34 @@ func codecSeeds(t *testing.T) map[string][]byte {
 		{Addr: unitAddr, Heartbeat: 1 << 62},
 	}}
 	valid := stream("Gossip.Exchange", exchange)
+	// Packed requests, as members send them: the second names the
+	// addresses of the first by number, and repeats nothing.
+	p := newPacker(fuzzMaxMembers)
+	pack := func(rs ...rec) []byte {
+		b, err := p.pack(nil, digestOf(rs))
+		require.NoError(t, err)
+		return b
+	}
+	first := ExchangeRequest{From: "10.0.0.9:7000", Packed: pack(rec{"10.0.0.9:7000", 1_700_000_000_000_000, 1_700_000_000_000_000},
+		rec{"10.0.0.3:7000", 77, 70}, rec{unitAddr, 5, 1})}
+	second := ExchangeRequest{Packed: pack(rec{"10.0.0.9:7000", 1_700_000_000_000_003, 1_700_000_000_000_000},
+		rec{"10.0.0.3:7000", 90, 90}, rec{"10.0.0.4:7000", 1, 0}, rec{unitAddr, 6, 1})}
+	packed := stream("Gossip.Exchange", first, "", second)
 	return map[string][]byte{
-		"exchange":      valid,
-		"get-members":   stream("Gossip.GetMembers", GetMembersRequest{}),
-		"gossip":        stream("Gossip.Gossip", GossipRequest{Members: []Member{{Addr: "10.0.0.8:7000", Heartbeat: 7, Data: "hello"}}}),
-		"three-calls":   stream("Gossip.GetMembers", GetMembersRequest{}, "Gossip.Exchange", exchange, "Gossip.GetMembers", GetMembersRequest{}),
-		"unknown":       stream("Gossip.Nope", GetMembersRequest{}),
-		"truncated":     valid[:len(valid)-7],
-		"http":          []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-		"huge-length":   {0xfc, 0x7f, 0xff, 0xff, 0xff, 1, 2, 3},
-		"bad-length":    {0xf0, 1, 2, 3},
-		"tls-hello":     {0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00},
-		"empty":         {},
-		"flipped-bytes": flip(valid, 40, 0x55),
+		"exchange":       valid,
+		"get-members":    stream("Gossip.GetMembers", GetMembersRequest{}),
+		"gossip":         stream("Gossip.Gossip", GossipRequest{Members: []Member{{Addr: "10.0.0.8:7000", Heartbeat: 7, Data: "hello"}}}),
+		"three-calls":    stream("Gossip.GetMembers", GetMembersRequest{}, "Gossip.Exchange", exchange, "Gossip.GetMembers", GetMembersRequest{}),
+		"unknown":        stream("Gossip.Nope", GetMembersRequest{}),
+		"truncated":      valid[:len(valid)-7],
+		"http":           []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		"huge-length":    {0xfc, 0x7f, 0xff, 0xff, 0xff, 1, 2, 3},
+		"bad-length":     {0xf0, 1, 2, 3},
+		"tls-hello":      {0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00},
+		"empty":          {},
+		"flipped-bytes":  flip(valid, 40, 0x55),
+		"packed":         packed,
+		"packed-flipped": flip(packed, len(packed)-4, 0x21),
 	}
 }
 

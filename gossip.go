@@ -140,6 +140,7 @@ type Gossip struct {
 	stopErr error
 	sem     chan struct{} // bounds outgoing exchanges in flight
 	rsem    chan struct{} // bounds outgoing rumors in flight, apart, so that they never hold up a round
+	psem    chan struct{} // bounds outgoing probes in flight, apart
 	spread  chan struct{} // signalled when there are rumors to spread
 	events  *eventQueue   // see Events
 	metrics metrics       // see Stats
@@ -203,6 +204,7 @@ func newGossip(cfg Config) (*Gossip, error) {
 		done:      make(chan struct{}),
 		sem:       make(chan struct{}, maxExchangesInFlight),
 		rsem:      make(chan struct{}, maxExchangesInFlight),
+		psem:      make(chan struct{}, maxProbesInFlight),
 		spread:    make(chan struct{}, 1),
 		events:    newEventQueue(cfg.EventBuffer),
 	}

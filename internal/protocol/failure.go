@@ -51,8 +51,18 @@ func TargetRounds(n int, loss, target float64) int {
 // FalseReportProbability bounds the probability that, in one failure time,
 // any member of a cluster of n live members wrongly reports any other as
 // dead, when each message is lost independently with probability loss and
-// members must miss nfailures spread times: n(n-1) q(n, p)^((nfailures-1) S(n)).
+// members must miss nfailures spread times: the sum of the bounds of the
+// two rules that declare a member dead without a refused dial, the timeout
+// rule's (TimeoutFalseReportProbability) and the silence rule's
+// (SilenceFalseReportProbability), at most 1.
 func FalseReportProbability(n int, loss float64, nfailures int) float64 {
+	return math.Min(1, TimeoutFalseReportProbability(n, loss, nfailures)+SilenceFalseReportProbability(n, loss, nfailures))
+}
+
+// TimeoutFalseReportProbability is the timeout rule's share of
+// FalseReportProbability: n(n-1) q(n, p)^((nfailures-1) S(n)), the bound
+// this package gave before the silence rule existed.
+func TimeoutFalseReportProbability(n int, loss float64, nfailures int) float64 {
 	if n < 2 || loss <= 0 {
 		return 0
 	}
@@ -111,6 +121,7 @@ func (s *State) watch(now time.Time) {
 		return
 	}
 	away := gap - s.cfg.Interval
+	clear(s.suspects) // their probes' outcomes are the pause's (see suspect.go)
 	self := s.table.self
 	for _, e := range s.table.list {
 		if e.alive && e != self {

@@ -8,7 +8,7 @@ import (
 )
 
 // merge merges a digest, entries, the records of members that left and
-// death notices (see notice.go), as an exchange carries them, at local time now. It marks each entry it saw
+// death notices (see notice.go and suspect.go), as an exchange carries them, at local time now. It marks each entry it saw
 // with a new mark, gen, and the peer's heartbeat and version, for answer. If
 // spread is set, what it learns is a rumor to spread on: set it for what
 // peers send us, not for the answers to our own digest, which tell us only
@@ -25,7 +25,7 @@ import (
 // dead by a death notice, beyond the notice's slack (see notice.go), and one
 // that left only if its heartbeat is beyond the one it left with: stale
 // gossip cannot bring any back, a restart can.
-func (s *State) merge(digest []byte, update []Entry, leftRecs, deadRecs []byte, now time.Time, spread bool) (gen uint64, want []string, err error) {
+func (s *State) merge(digest []byte, update []Entry, leftRecs, deadRecs, silentRecs []byte, now time.Time, spread bool) (gen uint64, want []string, err error) {
 	t := &s.table
 	gen = t.newMark()
 	err = ReadDigest(digest, s.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
@@ -59,6 +59,12 @@ func (s *State) merge(digest []byte, update []Entry, leftRecs, deadRecs []byte, 
 		return nil
 	}); err == nil {
 		err = derr
+	}
+	if serr := ReadDigest(silentRecs, s.cfg.MaxMembers, func(addr []byte, hb, version int64) error {
+		s.mergeSilent(Entry{Addr: string(addr), Heartbeat: hb, Version: version}, now, gen, spread)
+		return nil
+	}); err == nil {
+		err = serr
 	}
 	return gen, want, err
 }

@@ -36,6 +36,14 @@ type ExchangeRequest struct {
 	// record's heartbeat the one the notice was given at (see notice.go).
 	// Like Left, a field of its own.
 	Dead []byte
+	// Silent holds death notices of members found silent: suspected and
+	// then confirmed by probes (see suspect.go), in the same form as Dead.
+	// A field of its own, so that a member built before it, which would
+	// take such a notice as one of a refused dial, ignores it.
+	Silent []byte
+	// Packed belongs to the connection, not to the protocol (see Packed
+	// form below): the protocol neither sets nor reads it.
+	Packed []byte
 }
 
 // ExchangeResponse is the other half: the entries the callee holds newer
@@ -65,6 +73,12 @@ type ExchangeResponse struct {
 	// request showed alive or (unless partial) did not name, as in
 	// ExchangeRequest.Dead.
 	Dead []byte
+	// Silent holds the notices of silent members the callee holds of
+	// members the request showed alive or (unless partial) did not name,
+	// as in ExchangeRequest.Silent.
+	Silent []byte
+	// Packed is as in ExchangeRequest.
+	Packed []byte
 }
 
 // Entry is one member's row on the wire.
@@ -97,6 +111,20 @@ type Entry struct {
 // the member left with. The record format is unchanged, and no flag is
 // folded into it: a member built before leaving existed would misread a
 // changed record, whereas it skips the unknown field.
+//
+// # Packed form
+//
+// On a connection between two members the digests travel in a smaller,
+// packed form, in the field Packed instead of Digest: the codec at each end
+// (the root package's compact.go) numbers the addresses already sent on the
+// connection, and sends a known member as its number and the rise of its
+// heartbeat since the connection last carried it, one byte a member in the
+// steady state instead of about 25. A member packs its requests, and answers
+// packed requests packed and plain ones plain, so that a plain net/rpc
+// client sends and receives Digest; a member that gets a plain answer to a
+// packed request (from a member built before the packed form) sends plain
+// requests on that connection from then on. The protocol sees only Digest:
+// the codec packs it when writing a message and unpacks it when reading one.
 
 // ErrBadDigest is returned for a digest that does not parse.
 var ErrBadDigest = errors.New("gossip: malformed digest")
@@ -104,8 +132,9 @@ var ErrBadDigest = errors.New("gossip: malformed digest")
 // MaxAddrLen bounds a member address received from the network.
 const MaxAddrLen = 512
 
-// AppendDigest appends the record of one entry to d.
-func AppendDigest(d []byte, addr string, heartbeat, version int64) []byte {
+// AppendDigest appends the record of one entry to d. The address may be a
+// string or a byte slice.
+func AppendDigest[A ~string | ~[]byte](d []byte, addr A, heartbeat, version int64) []byte {
 	d = binary.AppendUvarint(d, uint64(len(addr)))
 	d = append(d, addr...)
 	d = binary.AppendUvarint(d, uint64(heartbeat))

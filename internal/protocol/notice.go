@@ -67,7 +67,7 @@ func (s *State) Refused(addr string, since, now time.Time) Output {
 // spreads the notice on if spread is set.
 func (s *State) noticeDead(e *entry, h int64, now time.Time, spread bool) {
 	s.table.setAlive(e, false)
-	e.deadAt, e.noticed = now, h
+	e.deadAt, e.noticed, e.silent = now, h, false
 	s.changed(Failed, e, now, spread)
 }
 
@@ -130,7 +130,7 @@ func noticeRecord(d []byte, e *entry) []byte {
 }
 
 // noticedDead reports whether e is remembered as dead by a death notice.
-func (e *entry) noticedDead() bool { return !e.alive && !e.left && e.noticed > 0 }
+func (e *entry) noticedDead() bool { return !e.alive && !e.left && e.noticed > 0 && !e.silent }
 
 // deadDigest returns the death notices held, for ExchangeRequest.Dead.
 func (t *table) deadDigest() []byte {

@@ -49,13 +49,18 @@ const (
 	// Announce tells a peer that this member left; its answer is not
 	// merged.
 	Announce
+	// Probe asks a peer, or the member itself, whether it has news of a
+	// suspected member (Send.About; see suspect.go). The shell sends it
+	// with the probe timeout over a connection not kept, and reports the
+	// outcome with ProbeAnswered or ProbeFailed.
+	Probe
 )
 
 // KeepConn reports whether a new connection made for a message of this
 // purpose should be kept for later rounds.
 func (p Purpose) KeepConn() bool { return p == Exchange }
 
-var purposeNames = [...]string{"", "exchange", "recover", "join", "rumor", "push", "announce"}
+var purposeNames = [...]string{"", "exchange", "recover", "join", "rumor", "push", "announce", "probe"}
 
 func (p Purpose) String() string {
 	if p > 0 && int(p) < len(purposeNames) {
@@ -69,6 +74,8 @@ type Send struct {
 	To      string
 	Purpose Purpose
 	Req     ExchangeRequest
+	// About is, for a Probe, the suspected member it asks about.
+	About string
 }
 
 // Target is a seed name or a dead member's address to contact.

@@ -65,16 +65,19 @@ type Config struct {
 
 // State is one member's protocol state. See the package comment.
 type State struct {
-	cfg     Config
-	rng     *rand.Rand
-	phase   phase
-	addr    string // this member's advertised address, set by Start
-	table   table
-	retry   map[string]*retryState // seeds and dead members being contacted (see recovery.go)
-	aliases map[string]bool        // addresses found to reach this member
-	rumors  map[string]rumor       // news to spread at once (see rumor.go)
-	watched time.Time              // when the failure rules were last applied (see watch)
-	out     Output                 // what the input being handled produced so far
+	cfg      Config
+	rng      *rand.Rand
+	phase    phase
+	addr     string // this member's advertised address, set by Start
+	table    table
+	retry    map[string]*retryState // seeds and dead members being contacted (see recovery.go)
+	aliases  map[string]bool        // addresses found to reach this member
+	rumors   map[string]rumor       // news to spread at once (see rumor.go)
+	suspects map[string]*suspicion  // live members suspected of silence (see suspect.go)
+	reach    reach                  // this member's calls answered, for the evidence of silence (see suspect.go)
+	calls    []call                 // exchanges not yet counted in reach (see suspect.go)
+	watched  time.Time              // when the failure rules were last applied (see watch)
+	out      Output                 // what the input being handled produced so far
 }
 
 type phase int
@@ -90,11 +93,12 @@ const (
 // for every choice it makes.
 func New(cfg Config, rng *rand.Rand, data []byte) *State {
 	s := &State{
-		cfg:     cfg,
-		rng:     rng,
-		retry:   make(map[string]*retryState),
-		aliases: make(map[string]bool),
-		rumors:  make(map[string]rumor),
+		cfg:      cfg,
+		rng:      rng,
+		retry:    make(map[string]*retryState),
+		aliases:  make(map[string]bool),
+		rumors:   make(map[string]rumor),
+		suspects: make(map[string]*suspicion),
 	}
 	s.table.members = make(map[string]*entry)
 	s.table.self = &entry{alive: true, data: data}
@@ -126,8 +130,9 @@ func (s *State) IsSelf(addr string) bool { return addr == s.addr || s.aliases[ad
 
 // Tick is one gossip round at time now. held are the peers the caller holds
 // connections to. It bumps this member's heartbeat, applies the failure
-// rules, and asks for an exchange with a live peer (Output.Send, purpose
-// Exchange); now and then, and always while it knows no live peer, it also
+// rules (probing suspected members: Output.Send of purpose Probe, see
+// suspect.go), and asks for an exchange with a live peer (Output.Send,
+// purpose Exchange); now and then, and always while it knows no live peer, it also
 // asks for a seed or a recently dead member to be contacted
 // (Output.Contacts), so that a member joins when its seeds appear and a
 // healed partition merges again.
@@ -140,10 +145,12 @@ func (s *State) Tick(now time.Time, held []string) Output {
 	self.heartbeat++
 	self.lastRise = now
 	s.sweep(now)
+	s.suspect(now, held)
 	peers := s.table.livePeers()
 	if len(peers) > 0 {
 		target := ChoosePartner(s.rng, s.heldLive(held), s.cfg.MaxOutboundConns, func() string { return peers[s.rng.IntN(len(peers))] })
 		s.send(target, Exchange, s.request())
+		s.calling(target, now)
 	}
 	if len(peers) == 0 || s.rng.IntN(len(peers)+1) == 0 {
 		s.recover(now, len(peers) == 0)
@@ -172,7 +179,7 @@ func (s *State) Request(addr string) (ExchangeRequest, bool) {
 
 func (s *State) request() ExchangeRequest {
 	return ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Digest: s.table.digest(), Left: s.table.leftDigest(),
-		Dead: s.table.deadDigest()}
+		Dead: s.table.deadDigest(), Silent: s.table.silentDigest()}
 }
 
 // HandleRequest merges a peer's request at time now and returns the answer:
@@ -190,11 +197,12 @@ func (s *State) HandleRequest(req ExchangeRequest, now time.Time) (ExchangeRespo
 	if req.From == s.addr {
 		return resp, Output{}, nil
 	}
-	gen, want, err := s.merge(req.Digest, req.Members, req.Left, req.Dead, now, true)
+	gen, want, err := s.merge(req.Digest, req.Members, req.Left, req.Dead, req.Silent, now, true)
 	if err == nil {
 		resp.Digest, resp.Members = s.table.answer(gen, req.Partial)
 		resp.Left = s.table.answerLeft(gen, req.Partial)
 		resp.Dead = s.table.answerDead(gen, req.Partial)
+		resp.Silent = s.table.answerSilent(gen, req.Partial)
 		resp.Want = want
 	}
 	return resp, s.flush(), err
@@ -211,7 +219,10 @@ func (s *State) HandleResponse(addr string, p Purpose, resp ExchangeResponse, no
 		s.aliases[addr] = true
 		return Output{}
 	}
-	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, resp.Dead, now, false); err != nil {
+	if p == Exchange {
+		s.answered(addr)
+	}
+	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, resp.Dead, resp.Silent, now, false); err != nil {
 		s.debug(addr, "gossip: bad exchange response", "error", err)
 	}
 	if p != Push && len(resp.Want) > 0 && s.phase != idle {
@@ -240,7 +251,7 @@ const followUpGaps = 2
 // Merge merges entries that a peer pushed (the Gossip.Gossip RPC, or
 // Receive) at time now, as news to spread on.
 func (s *State) Merge(entries []Entry, now time.Time) Output {
-	s.merge(nil, entries, nil, nil, now, true)
+	s.merge(nil, entries, nil, nil, nil, now, true)
 	return s.flush()
 }
 

@@ -127,8 +127,9 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 		Members: s.table.withData(names, s.cfg.MaxMembers),
 		Left:    s.table.leftRecords(names),
 		Dead:    s.table.deadRecords(names),
+		Silent:  s.table.silentRecords(names),
 	}
-	if len(req.Members) == 0 && len(req.Left) == 0 && len(req.Dead) == 0 || len(peers) == 0 {
+	if len(req.Members) == 0 && len(req.Left) == 0 && len(req.Dead) == 0 && len(req.Silent) == 0 || len(peers) == 0 {
 		return more
 	}
 	s.debug("", "gossip: spreading rumors", "rumors", len(names), "peers", len(peers))

@@ -13,6 +13,7 @@ type entry struct {
 	left      bool      // it left the cluster (see leave.go); then !alive
 	deadAt    time.Time // local time it was declared dead or left, if !alive
 	noticed   int64     // if dead and positive, the heartbeat of the death notice it was declared dead by (see notice.go)
+	silent    bool      // if noticed, the notice is one of silence (see suspect.go), not of a refused dial
 	pos       int       // its index in table.list
 
 	// What the peer of the exchange being answered holds for this member,

@@ -37,6 +37,9 @@ type Config struct {
 	MaxMembers        int // zero: the default, or N if larger
 	MaxOutboundConns  int
 	IdleTimeout       time.Duration
+	// ProbeTimeout is the timeout of a probe (protocol.Probe); zero means
+	// the root package's default.
+	ProbeTimeout time.Duration
 }
 
 // withDefaults fills the zero fields of c.
@@ -62,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Net.Timeout == 0 {
 		c.Net.Timeout = d.RPCTimeout
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = min(c.Interval/2, c.Net.Timeout)
 	}
 	return c
 }
@@ -110,6 +116,7 @@ type member struct {
 	waiting bool // a spread waits for the pacer
 	sem     int  // exchanges in flight (the root package's sem)
 	rsem    int  // rumors in flight (rsem)
+	psem    int  // probes in flight (psem)
 	next    time.Duration
 	closed  bool
 }

@@ -14,6 +14,8 @@
 //			caller: out := s.HandleResponse(to, purpose, resp, now)   (not for Announce),
 //			        then the Push sends of out over the same call's slot;
 //			        a call refused (a crashed callee): out := s.Refused(to, since, now)
+//			Probe: a call within Config.ProbeTimeout, bounded apart, then
+//			        out := s.ProbeAnswered(to, about, resp, now) or s.ProbeFailed(to, about, now)
 //		Contacts               -> s.Request(name), a call with the Target's purpose, then s.Contacted
 //		FollowUps              -> after f.After, s.Request(f.To) and a call (Recover)
 //

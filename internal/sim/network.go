@@ -144,7 +144,12 @@ type Serve func() (reply func(), err error)
 // error). A callee of -1 is an address where no node listens: the call
 // times out.
 func (nw *Network) Call(from, to int, serve Serve, fail func(error)) {
-	c := &call{from: from, deadline: nw.now + nw.cfg.Timeout, fail: fail}
+	nw.CallWithin(from, to, nw.cfg.Timeout, serve, fail)
+}
+
+// CallWithin is Call with a timeout of its own in place of the network's.
+func (nw *Network) CallWithin(from, to int, timeout time.Duration, serve Serve, fail func(error)) {
+	c := &call{from: from, deadline: nw.now + timeout, fail: fail}
 	nw.push(event{at: c.deadline, class: classMessage, node: from, f: func() { c.end(nil, ErrTimeout) }})
 	switch {
 	case to < 0:

@@ -36,6 +36,10 @@ func (c *Cluster) apply(i int, out protocol.Output) {
 		c.askSpread(i)
 	}
 	for _, msg := range out.Send {
+		if msg.Purpose == protocol.Probe {
+			c.probe(i, msg)
+			continue
+		}
 		c.bounded(i, msg.Purpose == protocol.Rumor, func(done func()) {
 			c.send(i, msg, func(error) { done() })
 		})
@@ -222,4 +226,45 @@ func (c *Cluster) announce(i int, news []protocol.Send) {
 	for inflight < protocol.RumorFanout && next < len(news) {
 		launch()
 	}
+}
+
+// maxProbesInFlight is the root package's bound on the probes a member has
+// under way (config.go).
+const maxProbesInFlight = 16
+
+// probe makes member i's probe msg within the probe timeout, bounded apart
+// from the exchanges, and reports its outcome to the protocol, as the root
+// package's probe does.
+func (c *Cluster) probe(i int, msg protocol.Send) {
+	m := c.members[i]
+	if m.psem >= maxProbesInFlight {
+		c.Stats.Skipped++
+		return
+	}
+	m.psem++
+	to, ok := c.index[msg.To]
+	if !ok {
+		to = -1
+	}
+	since := c.Now()
+	c.Stats.Sent[msg.Purpose]++
+	c.net.CallWithin(i, to, c.cfg.ProbeTimeout, func() (func(), error) {
+		resp, out, err := c.members[to].s.HandleRequest(msg.Req, c.Now())
+		c.apply(to, out)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			m.psem--
+			c.apply(i, m.s.ProbeAnswered(msg.To, msg.About, resp, c.Now()))
+		}, nil
+	}, func(err error) {
+		m.psem--
+		c.Stats.Failed[msg.Purpose]++
+		if errors.Is(err, ErrRefused) {
+			c.Stats.Refused++
+			c.apply(i, m.s.Refused(msg.To, since, c.Now()))
+		}
+		c.apply(i, m.s.ProbeFailed(msg.To, msg.About, c.Now()))
+	})
 }

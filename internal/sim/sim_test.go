@@ -66,28 +66,28 @@ func TestSimulation(t *testing.T) {
 // TestSimulationSmall keeps the measured run tested in the default run, in
 // lockstep rounds with no delay, as the simulation ran before it drove the
 // state machine: a heartbeat spreads within 3 S(n), a crash with its host
-// (calls to it time out) is detected by
-// no member before FailureTime and by all within FailureTime + 3 S(n), and
-// no live member is declared dead.
+// (calls to it time out) is detected by no member before it is suspected
+// (protocol.SuspectRounds) and by all within FailureTime + 3 S(n), and no
+// live member is declared dead.
 func TestSimulationSmall(t *testing.T) {
 	r := Run(RunConfig{N: 16, Loss: 0.1, Seed: 1, Lockstep: true, HostDown: true})
 	require.LessOrEqual(t, r.HeartbeatRounds, 3*r.PredictedSpread, "%+v", r)
 	require.LessOrEqual(t, r.SpreadRounds, 3*r.PredictedSpread, "%+v", r)
 	require.Positive(t, r.DetectFirst, "%+v", r)
-	require.GreaterOrEqual(t, r.DetectFirst, r.FailureRounds, "no member detects before FailureTime: %+v", r)
+	require.GreaterOrEqual(t, r.DetectFirst, protocol.SuspectRounds(16), "no member detects before suspecting: %+v", r)
 	require.LessOrEqual(t, r.DetectLast, r.FailureRounds+3*r.PredictedSpread, "%+v", r)
 	require.Zero(t, r.FalseReports, "%+v", r)
 }
 
 // TestSimulationSmallPaced is TestSimulationSmall with members at their own
 // pace and messages delayed: a member may then declare the crashed one dead
-// up to a round and a tenth before FailureTime has passed since the crash,
-// as its last heartbeat may have been made that long before.
+// up to a round and a tenth before the suspicion time has passed since the
+// crash, as its last heartbeat may have been made that long before.
 func TestSimulationSmallPaced(t *testing.T) {
 	r := Run(RunConfig{N: 16, Loss: 0.1, Seed: 1, Delay: time.Millisecond, Jitter: 5 * time.Millisecond, Warmup: 10, Steady: 20, HostDown: true})
 	require.LessOrEqual(t, r.HeartbeatRounds, 3*r.PredictedSpread, "%+v", r)
 	require.LessOrEqual(t, r.SpreadRounds, 3*r.PredictedSpread, "%+v", r)
-	require.GreaterOrEqual(t, r.DetectFirst, r.FailureRounds-1, "%+v", r)
+	require.GreaterOrEqual(t, r.DetectFirst, protocol.SuspectRounds(16)-1, "%+v", r)
 	require.LessOrEqual(t, r.DetectLast, r.FailureRounds+3*r.PredictedSpread, "%+v", r)
 	require.Zero(t, r.FalseReports, "%+v", r)
 }

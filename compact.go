@@ -1,0 +1,366 @@
+package gossip
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/gossipfd/gossip/internal/protocol"
+)
+
+// Packed digests: what most of every exchange is, made small on a
+// connection that carries many exchanges.
+//
+// A digest names every live member with its heartbeat and data version
+// (internal/protocol's message.go), about 25 bytes a member with an IPv4
+// address. Between two rounds on the same connection the addresses are the
+// same and each heartbeat has risen by a few. So each end of a connection
+// keeps, for each direction, a dictionary of the addresses sent so far in
+// that direction, numbered in the order they were first sent, with the
+// heartbeat and version last sent for each. A record then names a known
+// address by its number and its heartbeat by its rise since last sent: one
+// byte when it comes next in the dictionary's order, its version has not
+// changed and it rose by at most 31. Both ends see the same messages in the
+// same order, TCP being ordered and reliable, so their dictionaries agree;
+// they die with the connection. A connection whose stream can no longer be
+// trusted (a write or read failed, a call timed out, a packed digest did not
+// parse) is closed, never reused.
+//
+// A packed digest is
+//
+//	uvarint flags | record*
+//
+// flags: bit 0 set means that both ends empty the dictionary before this
+// message (the sender's had reached its bound); other bits must be 0. Each
+// record starts with a uvarint head, whose low bits tell its kind:
+//
+//	new    head = prefix<<1 | 1, then uvarint len(suffix) | suffix |
+//	       zigzag heartbeat−previous | uvarint heartbeat−version
+//	short  head = rise<<2 | 2
+//	long   head = zigzag(step)<<3 | changed<<2 | 0, then zigzag rise |
+//	       [zigzag version change, if changed]
+//
+// A new record's address is the first prefix bytes of the previous new
+// record's address in the message, then suffix; it takes the next number,
+// and previous is the heartbeat of the message's previous record (0 for the
+// first). A short record names the address numbered one more than the
+// previous record's (the first record's previous is −1), with the same
+// version as last sent and a heartbeat rise of 0 to 31. A long record names
+// the number previous+1+step. Rises and changes are from the values last
+// sent for the address; zigzag varints are signed (protobuf's encoding).
+// errBadPacked is returned for a packed digest that does not parse or does
+// not agree with the dictionary.
+var errBadPacked = errors.New("gossip: malformed packed digest")
+
+const (
+	packReset = 1 << 0 // flags: the dictionary is emptied first
+
+	kindNew   = 1 // head&1: a new record
+	kindShort = 2 // head&3: a short record; else a long one
+	changed   = 4 // head of a long record: the version changed
+	maxRise   = 31
+)
+
+// dictEntry is what was last sent for one address.
+type dictEntry struct {
+	heartbeat, version int64
+}
+
+// dict is one direction's dictionary: the addresses by number, in one byte
+// slice so that each costs its bytes and four more, and what was last sent
+// of each. Every connection holds four (two at each end), so they are kept
+// small: a packer looks an address up by walking from where the previous
+// record's was, which finds it at once when a digest lists the addresses in
+// the order it did before, as a member's digests do.
+type dict struct {
+	bytes   []byte
+	ends    []uint32 // ends[i]: where address i ends in bytes
+	entries []dictEntry
+}
+
+func (t *dict) len() int { return len(t.ends) }
+
+func (t *dict) addr(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return t.bytes[start:t.ends[i]]
+}
+
+func (t *dict) add(addr []byte, e dictEntry) {
+	t.bytes = append(t.bytes, addr...)
+	t.ends = append(t.ends, uint32(len(t.bytes)))
+	t.entries = append(t.entries, e)
+}
+
+func (t *dict) reset() { t.bytes, t.ends, t.entries = t.bytes[:0], t.ends[:0], t.entries[:0] }
+
+// find returns the number of addr among the first n, looking first at from
+// and on, or -1.
+func (t *dict) find(addr []byte, from, n int) int {
+	for k := 0; k < n; k++ {
+		i := from + k
+		if i >= n {
+			i -= n
+		}
+		if bytes.Equal(t.addr(i), addr) {
+			return i
+		}
+	}
+	return -1
+}
+
+// packer packs the digests sent in one direction of a connection. It is not
+// safe for concurrent use: a codec calls it from the one goroutine, or under
+// the one lock, that writes the connection.
+type packer struct {
+	max int // most addresses the dictionary holds
+	d   dict
+}
+
+func newPacker(max int) *packer { return &packer{max: max} }
+
+// errDictFull stops a packing that would overflow the dictionary.
+var errDictFull = errors.New("dictionary full")
+
+// pack appends the packed form of the digest d to dst and records what it
+// sent. d is this member's own digest; a malformed one is an error. If the
+// dictionary cannot take d's new addresses, it is emptied first, and the
+// message says so.
+func (p *packer) pack(dst, d []byte) ([]byte, error) {
+	start := len(dst)
+	out, err := p.packOnce(dst, d, 0)
+	if errors.Is(err, errDictFull) {
+		p.d.reset()
+		out, err = p.packOnce(dst[:start], d, packReset)
+		if errors.Is(err, errDictFull) {
+			err = fmt.Errorf("gossip: packing a digest of over %d members", p.max)
+		}
+	}
+	return out, err
+}
+
+func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
+	t := &p.d
+	dst = binary.AppendUvarint(dst, flags)
+	prev, prevHB := -1, int64(0)
+	var prevAddr []byte
+	// An address is looked for among those known before this message
+	// only: an address sent twice as new takes two numbers at both ends,
+	// which costs bytes but is no error, and a digest names each address
+	// once. So the first digest of a connection costs no lookups.
+	known := t.len()
+	err := protocol.ReadDigest(d, math.MaxInt, func(addr []byte, hb, version int64) error {
+		i := -1
+		if known > 0 {
+			i = t.find(addr, (prev+1)%known, known)
+		}
+		if i < 0 {
+			if t.len() >= p.max {
+				return errDictFull
+			}
+			i = t.len()
+			t.add(addr, dictEntry{hb, version})
+			shared := commonPrefix(prevAddr, addr)
+			dst = binary.AppendUvarint(dst, uint64(shared)<<1|kindNew)
+			dst = binary.AppendUvarint(dst, uint64(len(addr)-shared))
+			dst = append(dst, addr[shared:]...)
+			dst = binary.AppendUvarint(dst, zigzag(hb-prevHB))
+			dst = binary.AppendUvarint(dst, uint64(hb-version))
+			prevAddr = addr
+			prev, prevHB = i, hb
+			return nil
+		}
+		e := &t.entries[i]
+		if i == prev+1 && version == e.version && hb >= e.heartbeat && hb-e.heartbeat <= maxRise {
+			dst = binary.AppendUvarint(dst, uint64(hb-e.heartbeat)<<2|kindShort)
+		} else {
+			head := zigzag(int64(i-(prev+1))) << 3
+			if version != e.version {
+				head |= changed
+			}
+			dst = binary.AppendUvarint(dst, head)
+			dst = binary.AppendUvarint(dst, zigzag(hb-e.heartbeat))
+			if version != e.version {
+				dst = binary.AppendUvarint(dst, zigzag(version-e.version))
+			}
+		}
+		*e = dictEntry{hb, version}
+		prev, prevHB = i, hb
+		return nil
+	})
+	return dst, err
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// unpacker unpacks the digests received in one direction of a connection,
+// as packer packed them. Like packer, it is not safe for concurrent use.
+type unpacker struct {
+	max int // most addresses the dictionary holds, and records in one digest
+	d   dict
+}
+
+func newUnpacker(max int) *unpacker { return &unpacker{max: max} }
+
+// unpack returns the digest that packed stands for, in the form of
+// internal/protocol's AppendDigest, and records what it received. An error
+// leaves the dictionary out of step with the peer's: the connection must be
+// closed.
+func (u *unpacker) unpack(packed []byte) ([]byte, error) {
+	flags, packed, ok := uvarint(packed)
+	if !ok || flags&^packReset != 0 {
+		return nil, fmt.Errorf("%w: bad flags", errBadPacked)
+	}
+	if flags&packReset != 0 {
+		u.d.reset()
+	}
+	d := make([]byte, 0, 4*len(packed))
+	m := msgState{prev: -1, prevAddr: -1}
+	for n := 0; len(packed) > 0; n++ {
+		if n >= u.max {
+			return nil, fmt.Errorf("%w: over %d records", errBadPacked, u.max)
+		}
+		var err error
+		if packed, err = u.record(packed, &m); err != nil {
+			return nil, err
+		}
+		e := u.d.entries[m.prev]
+		d = protocol.AppendDigest(d, u.d.addr(m.prev), e.heartbeat, e.version)
+	}
+	return d, nil
+}
+
+// msgState is what a record of a message refers to in the one before it.
+type msgState struct {
+	prev     int   // number of the previous record
+	prevHB   int64 // its heartbeat
+	prevAddr int   // number of the previous new record, or -1
+}
+
+// record reads one record from the front of b, updates the dictionary and
+// m, and returns the rest of b.
+func (u *unpacker) record(b []byte, m *msgState) ([]byte, error) {
+	head, b, ok := uvarint(b)
+	if !ok {
+		return nil, fmt.Errorf("%w: truncated record", errBadPacked)
+	}
+	if head&kindNew != 0 {
+		return u.newRecord(head>>1, b, m)
+	}
+	t := &u.d
+	var i int
+	var e dictEntry
+	if head&3 == kindShort {
+		i = m.prev + 1
+		if i >= t.len() {
+			return nil, fmt.Errorf("%w: unknown address number", errBadPacked)
+		}
+		if head>>2 > maxRise {
+			return nil, fmt.Errorf("%w: short rise over %d", errBadPacked, maxRise)
+		}
+		e = t.entries[i]
+		e.heartbeat += int64(head >> 2) // an overflow is refused below
+	} else {
+		step, ok := unzigzag(head >> 3)
+		if !ok || step < int64(-1-m.prev) || step >= int64(t.len()-m.prev-1) {
+			return nil, fmt.Errorf("%w: unknown address number", errBadPacked)
+		}
+		i = m.prev + 1 + int(step)
+		e = t.entries[i]
+		var rise uint64
+		if rise, b, ok = uvarint(b); ok {
+			e.heartbeat, ok = addDelta(e.heartbeat, rise)
+		}
+		if ok && head&changed != 0 {
+			var dv uint64
+			if dv, b, ok = uvarint(b); ok {
+				e.version, ok = addDelta(e.version, dv)
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: bad heartbeat or version", errBadPacked)
+		}
+	}
+	if e.heartbeat <= 0 || e.version < 0 || e.version > e.heartbeat {
+		return nil, fmt.Errorf("%w: heartbeat or version out of range", errBadPacked)
+	}
+	t.entries[i] = e
+	m.prev, m.prevHB = i, e.heartbeat
+	return b, nil
+}
+
+// newRecord reads the rest of a new record whose address shares prefix
+// bytes with the previous new one.
+func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, error) {
+	t := &u.d
+	if t.len() >= u.max {
+		return nil, fmt.Errorf("%w: dictionary over %d addresses", errBadPacked, u.max)
+	}
+	var prevAddr []byte
+	if m.prevAddr >= 0 {
+		prevAddr = t.addr(m.prevAddr)
+	}
+	l, b, ok := uvarint(b)
+	if !ok || prefix > uint64(len(prevAddr)) || l > uint64(len(b)) || prefix+l == 0 || prefix+l > protocol.MaxAddrLen {
+		return nil, fmt.Errorf("%w: bad address", errBadPacked)
+	}
+	suffix := b[:l]
+	b = b[l:]
+	dhb, b, ok1 := uvarint(b)
+	age, b, ok2 := uvarint(b)
+	hb, ok3 := addDelta(m.prevHB, dhb)
+	if !ok1 || !ok2 || !ok3 || hb <= 0 || age > uint64(hb) {
+		return nil, fmt.Errorf("%w: bad heartbeat of a new address", errBadPacked)
+	}
+	// prevAddr lies in t.bytes, before its end: appending copies it
+	// whether or not the slice moves.
+	t.bytes = append(t.bytes, prevAddr[:prefix]...)
+	t.bytes = append(t.bytes, suffix...)
+	t.ends = append(t.ends, uint32(len(t.bytes)))
+	t.entries = append(t.entries, dictEntry{hb, hb - int64(age)})
+	i := t.len() - 1
+	m.prev, m.prevHB, m.prevAddr = i, hb, i
+	return b, nil
+}
+
+// uvarint reads a uvarint from the front of b.
+func uvarint(b []byte) (uint64, []byte, bool) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 {
+		return 0, nil, false
+	}
+	return v, b[k:], true
+}
+
+// zigzag maps a signed step to an unsigned one, small for small steps
+// either way.
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+// unzigzag undoes zigzag; it fails for steps beyond ±2^62, which no valid
+// record needs and which could overflow a number.
+func unzigzag(u uint64) (int64, bool) {
+	v := int64(u>>1) ^ -int64(u&1)
+	return v, v > -1<<62 && v < 1<<62
+}
+
+// addDelta adds the zigzag step z to v and reports whether the sum did not
+// overflow.
+func addDelta(v int64, z uint64) (int64, bool) {
+	d := int64(z>>1) ^ -int64(z&1)
+	s := v + d
+	if (d > 0 && s < v) || (d < 0 && s > v) {
+		return v, false
+	}
+	return s, true
+}

@@ -1,0 +1,363 @@
+package protocol
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// silentSetup is a member with four live peers, peer(0) gone silent at
+// heartbeat 100 and the others counting on: the member's exchange of each
+// round is answered with their newer heartbeats.
+type silentSetup struct {
+	*member
+	hb int64 // the others' heartbeat
+}
+
+func newSilentSetup(t *testing.T) *silentSetup {
+	m := newMember(t)
+	m.join(t, 4)
+	m.reach = reach{sent: reachWindow, answered: reachWindow} // no loss seen
+	return &silentSetup{member: m, hb: 100}
+}
+
+// round moves the member on one interval and ticks; the round's exchange is
+// answered with the others' newer heartbeats. It returns the probes sent.
+func (m *silentSetup) round(t *testing.T) []Send {
+	t.Helper()
+	m.advance(time.Second)
+	m.hb++
+	out := m.Tick(m.now, nil)
+	var probes []Send
+	for _, s := range out.Send {
+		switch s.Purpose {
+		case Exchange:
+			m.HandleResponse(s.To, Exchange, ExchangeResponse{From: s.To, Digest: digestOf(
+				full(peer(1), m.hb, 100, ""), full(peer(2), m.hb, 100, ""), full(peer(3), m.hb, 100, ""))}, m.now)
+		case Probe:
+			probes = append(probes, s)
+		}
+	}
+	return probes
+}
+
+// answer carries out the probes: the suspect's fail, the others' are
+// answered with resp (which may carry fresher news).
+func (m *silentSetup) answer(probes []Send, resp func(to string) ExchangeResponse) Output {
+	var out Output
+	for _, p := range probes {
+		if p.To == p.About {
+			o := m.ProbeFailed(p.To, p.About, m.now)
+			out.Events = append(out.Events, o.Events...)
+			continue
+		}
+		o := m.ProbeAnswered(p.To, p.About, resp(p.To), m.now)
+		out.Events = append(out.Events, o.Events...)
+	}
+	return out
+}
+
+func nothingNew(to string) ExchangeResponse { return ExchangeResponse{From: to} }
+
+// suspectedAfter runs rounds until the first probes, and returns them and
+// the rounds it took.
+func (m *silentSetup) suspectedAfter(t *testing.T) ([]Send, int) {
+	t.Helper()
+	for r := 1; r <= 20; r++ {
+		if probes := m.round(t); len(probes) > 0 {
+			return probes, r
+		}
+	}
+	require.Fail(t, "never suspected")
+	return nil, 0
+}
+
+func TestSuspectAndConfirm(t *testing.T) {
+	ts := SuspectRounds(5)
+	cases := []struct {
+		name string
+		// act carries out the first round of probes and returns whether a
+		// conviction may follow.
+		act       func(m *silentSetup, probes []Send)
+		convicted bool
+	}{
+		{"others answer without news, the suspect is silent", func(m *silentSetup, probes []Send) {
+			m.answer(probes, nothingNew)
+		}, true},
+		{"another holds a fresher heartbeat", func(m *silentSetup, probes []Send) {
+			m.answer(probes, func(to string) ExchangeResponse {
+				if to == peer(2) {
+					return ExchangeResponse{From: to, Digest: digestOf(full(peer(0), 101, 100, ""))}
+				}
+				return nothingNew(to)
+			})
+		}, false},
+		{"the suspect answers", func(m *silentSetup, probes []Send) {
+			for _, p := range probes {
+				m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
+			}
+		}, false},
+		{"no one answers", func(m *silentSetup, probes []Send) {
+			for _, p := range probes {
+				m.ProbeFailed(p.To, p.About, m.now)
+			}
+		}, false},
+		{"one other answers", func(m *silentSetup, probes []Send) {
+			answered := false
+			for _, p := range probes {
+				if p.To != p.About && !answered {
+					m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
+					answered = true
+				} else {
+					m.ProbeFailed(p.To, p.About, m.now)
+				}
+			}
+		}, false},
+		{"a notice of silence comes meanwhile", func(m *silentSetup, probes []Send) {
+			_, _, err := m.HandleRequest(ExchangeRequest{From: stranger, Partial: true, Silent: AppendDigest(nil, peer(0), 100, 100)}, m.now)
+			require.NoError(t, err)
+		}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newSilentSetup(t)
+			probes, rounds := m.suspectedAfter(t)
+			assert.Equal(t, ts, rounds, "suspected after Ts rounds")
+			assert.Equal(t, []string{peer(0), peer(1), peer(2), peer(3)}, sendsOf(t, Output{Send: probes}, Probe), "the suspect and ProbeFanout others")
+			for _, p := range probes {
+				assert.Equal(t, peer(0), p.About)
+				assert.True(t, p.Req.Partial)
+				assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, p.Req.Digest))
+			}
+			c.act(m, probes)
+			m.advance(time.Second)
+			out := m.Tick(m.now, nil)
+			_, st := m.Lookup(peer(0))
+			if c.convicted {
+				assert.Equal(t, Dead, st)
+				e := m.entryOf(peer(0))
+				assert.True(t, e.silentDead(), "by a notice of silence")
+				assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, m.request().Silent), "held as a notice")
+				assert.Empty(t, m.request().Dead, "not as a refused dial's")
+				return
+			}
+			assert.Equal(t, Alive, st)
+			assert.Empty(t, eventsOf(out))
+		})
+	}
+}
+
+func TestSilentConvictionSpreads(t *testing.T) {
+	m := newSilentSetup(t)
+	probes, _ := m.suspectedAfter(t)
+	m.answer(probes, nothingNew)
+	m.advance(time.Second)
+	out := m.Tick(m.now, nil)
+	assert.Equal(t, []string{"failed " + peer(0)}, eventsOf(out))
+	require.True(t, out.Rumors)
+	spread := m.Spread(m.now, nil)
+	require.NotEmpty(t, spread.Send)
+	for _, s := range spread.Send {
+		assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, s.Req.Silent))
+		assert.Empty(t, s.Req.Dead)
+	}
+	// A peer that names it alive is answered with the notice.
+	resp, _, err := m.HandleRequest(ExchangeRequest{From: peer(1), Partial: true, Digest: digestOf(full(peer(0), 100, 100, ""))}, m.now)
+	require.NoError(t, err)
+	assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, resp.Silent))
+	// It comes back only above the notice's slack, as from any notice.
+	m.mergeAt(full(peer(0), 101, 100, "d"))
+	_, st := m.Lookup(peer(0))
+	assert.Equal(t, Dead, st)
+	m.mergeAt(full(peer(0), 101+m.noticeSlack(), 100, "d"))
+	_, st = m.Lookup(peer(0))
+	assert.Equal(t, Alive, st)
+}
+
+func TestSuspicionsDroppedOnPause(t *testing.T) {
+	m := newSilentSetup(t)
+	probes, _ := m.suspectedAfter(t)
+	m.answer(probes, nothingNew)
+	// Paused: the next round comes late.
+	m.now = m.now.Add(3 * time.Second)
+	out := m.Tick(m.now, nil)
+	assert.Empty(t, eventsOf(out), "no conviction for the time away")
+	require.Contains(t, m.suspects, peer(0), "still suspect: it was silent before the pause")
+	assert.Zero(t, m.suspects[peer(0)].answers, "but the answers count again from the resume")
+}
+
+func TestEvidenceGrowsWithLoss(t *testing.T) {
+	cases := []struct {
+		name     string
+		answered int // of 32 calls
+		want     int
+	}{
+		{"no loss", 32, 1},
+		{"10% loss", 26, 9},
+		{"30% loss", 16, 20},
+		{"all lost", 0, -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMember(t)
+			m.reach = reach{sent: 32, answered: float64(c.answered)}
+			got := m.silentProbes()
+			if c.want < 0 {
+				assert.Greater(t, got, 1000)
+				return
+			}
+			assert.InDelta(t, c.want, got, 1)
+		})
+	}
+	m := newMember(t)
+	assert.Equal(t, 0.5, m.reach.failRate(), "unknown until calls are made")
+}
+
+func TestHeavyLossSendsNoProbes(t *testing.T) {
+	m := newSilentSetup(t)
+	for range 64 {
+		m.reach.note(false)
+	}
+	for range 8 {
+		assert.Empty(t, m.round(t))
+		m.reach.note(false)
+	}
+}
+
+func TestSilentNoticeAcceptance(t *testing.T) {
+	ts := time.Duration(SuspectRounds(4)) * time.Second
+	cases := []struct {
+		name string
+		// hb and since: our heartbeat of peer(0) and how long ago it rose.
+		hb     int64
+		since  time.Duration
+		notice int64
+		dead   bool
+	}{
+		{"ours not fresher", 100, 0, 100, true},
+		{"ours lower", 100, 0, 105, true},
+		{"ours fresher and recent", 103, 0, 100, false},
+		{"ours fresher but as stale as a suspicion", 103, ts, 100, true},
+		{"ours beyond the slack", 200, ts, 100, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMember(t)
+			m.join(t, 3)
+			m.mergeAt(full(peer(0), c.hb, 100, "d"))
+			m.advance(c.since)
+			resp, _, err := m.HandleRequest(ExchangeRequest{From: stranger, Partial: true, Silent: AppendDigest(nil, peer(0), c.notice, 100)}, m.now)
+			require.NoError(t, err)
+			_, st := m.Lookup(peer(0))
+			if c.dead {
+				assert.Equal(t, Dead, st)
+				return
+			}
+			assert.Equal(t, Alive, st)
+			assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: c.hb, Version: 100}}, readEntries(t, resp.Digest), "the answer carries the fresher heartbeat")
+		})
+	}
+	t.Run("about this member", func(t *testing.T) {
+		m := newMember(t)
+		m.join(t, 1)
+		before := m.self().heartbeat
+		m.HandleRequest(ExchangeRequest{From: stranger, Partial: true, Silent: AppendDigest(nil, selfAddr, before, before)}, m.now)
+		assert.Greater(t, m.self().heartbeat, before+m.noticeSlack(), "refuted")
+	})
+	t.Run("an unknown member", func(t *testing.T) {
+		m := newMember(t)
+		m.HandleRequest(ExchangeRequest{From: stranger, Partial: true, Silent: AppendDigest(nil, peer(7), 5, 5)}, m.now)
+		_, st := m.Lookup(peer(7))
+		assert.Equal(t, Unknown, st)
+	})
+	t.Run("a malformed notice", func(t *testing.T) {
+		m := newMember(t)
+		m.join(t, 1)
+		m.HandleRequest(ExchangeRequest{From: stranger, Partial: true, Silent: AppendDigest(nil, "nonsense", 100, 100)}, m.now)
+		_, st := m.Lookup(peer(0))
+		assert.Equal(t, Alive, st)
+	})
+}
+
+func TestProbeAnswerFromSelf(t *testing.T) {
+	m := newMember(t)
+	m.ProbeAnswered("10.1.1.1:7000", peer(0), ExchangeResponse{From: selfAddr}, m.now)
+	assert.True(t, m.IsSelf("10.1.1.1:7000"))
+	out := m.ProbeAnswered(peer(1), peer(0), ExchangeResponse{From: peer(1), Digest: []byte{0xff}}, m.now)
+	assert.Empty(t, out.Events, "a bad answer merges nothing")
+}
+
+func TestProbesBounded(t *testing.T) {
+	m := newMember(t)
+	m.join(t, 8)
+	m.reach = reach{sent: reachWindow, answered: reachWindow}
+	held := []string{peer(6), peer(7)}
+	// peer(0) to peer(5) go silent; peer(6) and peer(7) count on.
+	var probes []Send
+	for r := int64(1); len(probes) == 0 && r < 20; r++ {
+		m.advance(time.Second)
+		m.HandleResponse(stranger, Exchange, ExchangeResponse{Digest: digestOf(full(peer(6), 100+r, 100, ""), full(peer(7), 100+r, 100, ""))}, m.now)
+		for _, s := range m.Tick(m.now, held).Send {
+			if s.Purpose == Probe {
+				probes = append(probes, s)
+			}
+		}
+	}
+	about := map[string]int{}
+	for _, p := range probes {
+		about[p.About]++
+	}
+	assert.Len(t, about, maxProbed, "at most maxProbed suspects a round")
+	assert.Contains(t, about, peer(0), "the stalest first, then in table order")
+	for _, p := range probes {
+		if p.About == peer(0) && p.To != peer(0) {
+			assert.Contains(t, []string{peer(6), peer(7), peer(1), peer(2), peer(3), peer(4), peer(5)}, p.To)
+		}
+	}
+	// Once ProbeQuorum others answered, only the suspect is probed.
+	for _, p := range probes {
+		if p.About == peer(0) && p.To != peer(0) {
+			m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
+		}
+	}
+	m.forget(peer(5)) // a suspect forgotten meanwhile
+	m.advance(100 * time.Millisecond)
+	var again []string
+	for _, s := range m.Tick(m.now, held).Send {
+		if s.Purpose == Probe && s.About == peer(0) {
+			again = append(again, s.To)
+		}
+	}
+	assert.Equal(t, []string{peer(0)}, again)
+	assert.NotContains(t, m.suspects, peer(5))
+}
+
+func TestLastRise(t *testing.T) {
+	m := newMember(t)
+	m.join(t, 1)
+	at, ok := m.LastRise(peer(0))
+	assert.True(t, ok)
+	assert.Equal(t, m.now, at)
+	_, ok = m.LastRise(peer(3))
+	assert.False(t, ok)
+}
+
+// forget removes addr from the table, as the cleanup does.
+func (m *member) forget(addr string) { m.table.remove(addr) }
+
+func TestSilenceFalseReportProbability(t *testing.T) {
+	assert.Zero(t, SilenceFalseReportProbability(32, 0, 3), "no loss")
+	assert.Zero(t, SilenceFalseReportProbability(1, 0.1, 3), "alone")
+	p10 := SilenceFalseReportProbability(32, 0.1, 3)
+	assert.Greater(t, p10, 0.0)
+	assert.Less(t, p10, 1e-20)
+	assert.Zero(t, SilenceFalseReportProbability(32, 0.3, 3), "off under heavy loss")
+	assert.Equal(t, 1.0, SilenceFalseReportProbability(4096, 0.01, 300), "a union bound over many rounds and pairs")
+	assert.Equal(t, TimeoutFalseReportProbability(32, 0.1, 3)+p10, FalseReportProbability(32, 0.1, 3))
+	assert.Equal(t, 1, evidenceFor(0))
+	assert.Equal(t, math.MaxInt, evidenceFor(1))
+	t.Logf("n=32: silence rule %.2g at 5%%, %.2g at 10%%; timeout rule %.2g at 10%%", SilenceFalseReportProbability(32, 0.05, 3), p10, TimeoutFalseReportProbability(32, 0.1, 3))
+}
