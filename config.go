@@ -181,22 +181,39 @@ type Config struct {
 	// Resolver resolves seed host names. Nil means net.DefaultResolver.
 	Resolver Resolver
 
-	// DeathNotices turns on the detection of crashed processes by their
-	// refused connections: a peer whose dial is refused (nothing listens at
-	// its address any more) is declared dead at once, and a death notice
-	// tells the others (see docs/protocol.md, Crashed processes). It finds a
-	// crashed process in a fraction of a second instead of FailureTime.
-	// Off, the default, a member still takes notices from members that send
-	// them. It is off by default because a rolling restart of a Docker
-	// Swarm service, whose new tasks reuse the old tasks' addresses, made
-	// members report a few live ones failed in one of two runs; until that
-	// is understood, turn it on where addresses are not reused at once.
-	DeathNotices bool
+	// LeavePropagateDelay is how long Shutdown goes on telling its peers
+	// that it leaves, and keeps the member serving, after enough of them
+	// have heard it, before it closes: the news spreads meanwhile, and a
+	// peer that calls it hears the news in the answer. A peer that had not heard it when the member closes would
+	// find its connections ended and its port refusing them, as after a
+	// crash, and report a failure (see DisableDeathNotices). Zero means one
+	// GossipInterval (DefaultConfig leaves it zero, as it follows the
+	// interval): the news goes out as a rumor at once, and each member that
+	// hears it tells four more, a rumor gap (a tenth of the interval at
+	// most) later, so in one interval it goes ten hops, more than it needs
+	// to reach a thousand members. Negative means no wait.
+	// Shutdown's context bounds it. (HashiCorp's Serf has the same setting,
+	// LeavePropagateDelay, for the same reason, 1 s by default.)
+	LeavePropagateDelay time.Duration
+
+	// DisableDeathNotices turns off the detection of crashed processes by
+	// their refused connections. On, the default, a peer whose dial is
+	// refused (nothing listens at its address any more: its process died on
+	// a host that stays up) is declared dead at once, and a death notice
+	// tells the others (see docs/protocol.md, Crashed processes): a crashed
+	// process is dropped in a fraction of a second instead of FailureTime.
+	// A timeout, a reset or a closed connection proves nothing and is left
+	// to the failure time, so loss, partitions and pauses produce no
+	// notice. Disabled, a member declares no one dead by a refused dial, but
+	// still takes the notices of members that send them.
+	DisableDeathNotices bool
 }
 
 // DefaultConfig returns a Config with every default filled in, for the
 // caller to set Addr and Seeds on. It reads the package variables Tgossip,
-// Trpc and Nfailures.
+// Trpc and Nfailures. Death notices are on (DisableDeathNotices false);
+// LeavePropagateDelay stays zero, which means one GossipInterval, whatever
+// the interval is set to.
 func DefaultConfig() Config {
 	c, _ := Config{}.withDefaults()
 	return c
@@ -238,6 +255,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+
 	if c.EventBuffer == 0 {
 		c.EventBuffer = DefaultEventBuffer
 	}

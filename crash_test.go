@@ -22,7 +22,7 @@ import (
 // first life's) is back in every view at once.
 func TestClosedMemberIsDroppedByNotice(t *testing.T) {
 	clk := newFakeClock()
-	gs := startCluster(t, 5, func(i int, c *Config) { c.Clock, c.DeathNotices = clk, true })
+	gs := startCluster(t, 5, func(i int, c *Config) { c.Clock = clk })
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
 
 	victim, rest := gs[4], gs[:4]
@@ -36,7 +36,7 @@ func TestClosedMemberIsDroppedByNotice(t *testing.T) {
 
 	clk.Advance(time.Second)
 	cfg := testConfig(t, gs[0].Addr())
-	cfg.Addr, cfg.Clock, cfg.DeathNotices = victim.Addr(), clk, true
+	cfg.Addr, cfg.Clock = victim.Addr(), clk
 	reborn := startMember(t, cfg)
 	all := append(rest[:4:4], reborn)
 	requireView(t, all, addrsOf(all...), converge, "the member started again is back")
@@ -119,12 +119,12 @@ func TestEndedConnectionIsChecked(t *testing.T) {
 	assert.Equal(t, protocol.Alive, g.status(live.Addr().String()), "the peer that accepted stays alive")
 }
 
-// TestClosedMemberStaysWithoutNotices: with Config.DeathNotices off, the
-// default, a refused dial declares no one dead; while the clock stands
-// still, the closed member stays in every view.
+// TestClosedMemberStaysWithoutNotices: with Config.DisableDeathNotices
+// set, a refused dial declares no one dead; while the clock stands still,
+// the closed member stays in every view.
 func TestClosedMemberStaysWithoutNotices(t *testing.T) {
 	clk := newFakeClock()
-	gs := startCluster(t, 3, func(i int, c *Config) { c.Clock = clk })
+	gs := startCluster(t, 3, func(i int, c *Config) { c.Clock, c.DisableDeathNotices = clk, true })
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
 	victim, rest := gs[2], gs[:2]
 	victim.Close()

@@ -103,7 +103,7 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 	since := g.clock.Now()
 	if err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, m.Purpose.KeepConn()); err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "purpose": m.Purpose}).WithError(err).Debug("gossip: exchange failed")
-		if g.cfg.DeathNotices && refused(err) {
+		if !g.cfg.DisableDeathNotices && refused(err) {
 			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
 		}
 		return err
@@ -135,7 +135,7 @@ func (g *Gossip) probe(ctx context.Context, m protocol.Send) {
 	}
 	if err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "about": m.About}).WithError(err).Debug("gossip: probe failed")
-		if g.cfg.DeathNotices && refused(err) {
+		if !g.cfg.DisableDeathNotices && refused(err) {
 			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
 		}
 		g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.ProbeFailed(m.To, m.About, now) })

@@ -266,7 +266,7 @@ func (g *Gossip) Start() error {
 	}
 	g.server, g.ln, g.state, g.log = server, ln, stateRunning, log
 	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
-	if g.cfg.DeathNotices {
+	if !g.cfg.DisableDeathNotices {
 		g.pool.ended = g.connEnded
 	}
 	g.proto = protocol.New(pcfg, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), g.data)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 	multierror "github.com/hashicorp/go-multierror"
@@ -19,10 +20,16 @@ const leaveAcks = 3
 
 // Shutdown leaves the cluster, then closes the member, like
 // http.Server.Shutdown: it marks the member as left, stops its gossip
-// rounds, and waits until three peers (or all its live peers, if fewer) have
-// heard the news, or ctx is done; then it closes the member as Close does.
-// Every member then drops it from GetMembers within a few round trips, much
-// sooner than FailureTime, and reports it as left (EventLeft), not failed.
+// rounds, and tells its live peers, a few at a time, until three of them (or
+// all, if fewer) have heard the news. It then goes on telling the others,
+// and keeps serving, answering every peer that calls with the news, for
+// Config.LeavePropagateDelay (one gossip interval by default); then it
+// closes the member as Close does. ctx bounds the whole. Every member then
+// drops it from GetMembers within a few round trips, much sooner than
+// FailureTime, and reports it as left (EventLeft), not failed. A peer that
+// the news had not reached when the member closed sees its connections end
+// and its port refuse them, as after a crash, and reports it failed
+// (EventFailed), then left (EventLeft) when the news arrives.
 //
 // Shutdown returns an error, on one line, if the member could not tell
 // enough peers (naming how many it told) or ctx ended first (wrapping
@@ -74,7 +81,14 @@ func (g *Gossip) leave(ctx context.Context) error {
 }
 
 // announce sends the news, protocol.RumorFanout messages at a time in
-// order, until leaveAcks of them (or all, if fewer) have been taken.
+// order, until leaveAcks of them (or all, if fewer) have been taken; then
+// it goes on for the propagate delay (see linger), and waits out the rest
+// of it.
+//
+// Why not stop at the acks: when many members stop at once (a scale-down),
+// the peers that took the news are often leaving too, and a member that
+// left passes nothing on; a peer that has not heard the news when this
+// member closes would report it failed (see Shutdown).
 func (g *Gossip) announce(ctx context.Context, news []protocol.Send) error {
 	need := min(leaveAcks, len(news))
 	if need == 0 {
@@ -108,22 +122,34 @@ func (g *Gossip) announce(ctx context.Context, news []protocol.Send) error {
 	}
 	acks := 0
 	var errs *multierror.Error
+	var lingering <-chan time.Time // fires at the end of the delay, once enough took the news
 	for inflight > 0 {
-		err := <-results
-		inflight--
-		if err != nil {
-			errs = multierror.Append(errs, err)
+		select {
+		case err := <-results:
+			inflight--
+			if err != nil {
+				errs = multierror.Append(errs, err)
+			} else if acks++; acks == need {
+				t := time.NewTimer(g.leavePropagateDelay())
+				defer t.Stop()
+				lingering = t.C
+			}
 			if ctx.Err() == nil && next < len(news) {
 				launch()
 			}
-			continue
-		}
-		if acks++; acks == need {
-			cancel() // the rest are not needed; wait for them to end
+		case <-lingering:
+			lingering = nil
+			cancel() // no more time to tell the rest; wait for those under way
 		}
 	}
 	if acks >= need {
 		g.log.WithField("told", acks).Debug("gossip: leave announced")
+		if lingering != nil {
+			select { // the rest of the delay, serving
+			case <-lingering:
+			case <-ctx.Done():
+			}
+		}
 		return nil
 	}
 	var cause error
@@ -137,6 +163,19 @@ func (g *Gossip) announce(ctx context.Context, news []protocol.Send) error {
 		cause = errs
 	}
 	return fmt.Errorf("gossip: leave reached %d of %d peers: %w", acks, need, cause)
+}
+
+// leavePropagateDelay is Config.LeavePropagateDelay with its default
+// applied; 0 for none.
+func (g *Gossip) leavePropagateDelay() time.Duration {
+	switch d := g.cfg.LeavePropagateDelay; {
+	case d == 0:
+		return g.cfg.GossipInterval
+	case d < 0:
+		return 0
+	default:
+		return d
+	}
 }
 
 // oneLine formats errors on one line, for logs that an operator reads line

@@ -16,7 +16,8 @@
 # heartbeat, which starts at its start time) that had not yet been told to
 # stop (it logs "shutting down" on SIGTERM). A member told to stop leaves:
 # reported failed instead of left, it is counted apart, as a leave seen as a
-# failure; that is not a report about a live member.
+# failure; that is not a report about a live member. Lines are ordered by
+# the time each member wrote in it, not by Docker's stamps (see reports).
 #
 # The swarm is initialised (on 127.0.0.1) only if this node is in none, and
 # then left at the end; everything else it makes is removed on exit, pass or
@@ -234,12 +235,16 @@ reports() {
 	for cid in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$service"); do
 		docker logs -t "$cid" 2>&1 | sed "s/^/$cid /" >>"$logs" || true
 	done
+	# Times are the members' own (time=…, to the millisecond), not those
+	# Docker stamps lines with as it reads them: Docker may read a
+	# member's "shutting down" after a peer's report that its port
+	# refused a dial, which came after it.
 	while read -r cid ts rest; do
 		case "$rest" in
 		*'msg="member joined"'*self=true*)
 			incarnations+="$(field addr <<<"$rest") $(field heartbeat <<<"$rest") $cid"$'\n'
 			;;
-		*'msg="shutting down"'*) stop_ms[$cid]=$(ms_of "$ts") ;;
+		*'msg="shutting down"'*) stop_ms[$cid]=$(ms_of "$(field time <<<"$rest")") ;;
 		esac
 	done <"$logs"
 	left=0 failed=0 false_reports=0 missed_leaves=0 last_stop=0 last_left=0
@@ -251,6 +256,7 @@ reports() {
 		*'msg="member left"'* | *'msg="member failed"'*) ;;
 		*) continue ;;
 		esac
+		ts="$(field time <<<"$rest")"
 		at=$(ms_of "$ts")
 		[ "$at" -ge "$since_ms" ] || continue
 		addr="$(field addr <<<"$rest")"

@@ -58,6 +58,9 @@ import (
 
 func main() {
 	log := logrus.New()
+	// Times to the millisecond, so that lines of members on one host can
+	// be put in order (docker/swarm-test.sh does).
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "2006-01-02T15:04:05.000Z07:00"})
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -10,6 +10,10 @@ import "time"
 // few peers at once. A member that learns that a member left at heartbeat h
 // drops it from its live members, records it as left rather than failed, and
 // spreads the news on as a rumor; periodic exchanges bring it to the rest.
+// A member that a death notice declared dead before the news came (see
+// notice.go: the leaver's closed connections and refused dials look like a
+// crash) is reported as left then too, after its failure: the leave is what
+// happened.
 //
 // The rule that keeps it gone: a left entry with heartbeat h beats every
 // entry of that member with heartbeat h or less, which is all the gossip the
@@ -92,8 +96,21 @@ func (s *State) mergeLeft(u Entry, now time.Time, gen uint64, spread bool) {
 		e.left, e.deadAt, e.heartbeat = true, now, u.Heartbeat
 		s.changed(Left, e, now, spread)
 		s.debug(u.Addr, "gossip: member left")
+	case e.noticed > 0:
+		// Declared dead by a death notice, it left in fact: a member
+		// whose connection it closed on leaving dialled it before the
+		// news reached it, and was refused. The leave is what happened:
+		// report it, and spread the news on to the members the notice
+		// reached.
+		e.left, e.heartbeat, e.noticed = true, u.Heartbeat, 0
+		s.emit(Left, e, now)
+		if spread {
+			s.rumor(e.addr, now)
+		}
+		s.debug(u.Addr, "gossip: member declared dead by a notice left")
 	default:
-		// Declared dead already; it left in fact.
+		// Declared dead already, after its failure time; it left in
+		// fact.
 		e.left, e.heartbeat, e.noticed = true, u.Heartbeat, 0
 	}
 }

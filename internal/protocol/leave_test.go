@@ -124,6 +124,57 @@ func TestLeaveNewsForDeadMember(t *testing.T) {
 	assert.Equal(t, int64(101), m.entryOf(p).heartbeat)
 }
 
+// TestLeaveNewsForNoticedMember: a member that closes its connections on
+// leaving looks, to a peer that dials it before the news arrives, like a
+// crashed process: refused, declared dead by a notice. The news that it
+// left, at a heartbeat at or above the one it was declared dead at, is then
+// reported as a leave (after the failure), and spread on to the members the
+// notice reached; a member dead by its failure time stays failed.
+func TestLeaveNewsForNoticedMember(t *testing.T) {
+	cases := []struct {
+		name   string
+		dead   func(m *member)
+		leftHB int64
+		want   []string
+	}{
+		{"refused", func(m *member) { m.Refused(peer(0), m.now, m.now) }, 101, []string{"left " + peer(0)}},
+		{"refused, news at the same heartbeat", func(m *member) { m.Refused(peer(0), m.now, m.now) }, 100, []string{"left " + peer(0)}},
+		{"a notice from a peer", func(m *member) { m.noticeAt(t, peer(0), 100) }, 101, []string{"left " + peer(0)}},
+		{"a notice below the heartbeat held", func(m *member) { m.noticeAt(t, peer(0), 98) }, 101, []string{"left " + peer(0)}},
+		{"older news than the heartbeat held", func(m *member) { m.Refused(peer(0), m.now, m.now) }, 99, nil},
+		{"its failure time", func(m *member) {
+			m.advance(m.FailureTime() + time.Second)
+			m.mergeAt(full(peer(1), 200, 100, "d"), full(peer(2), 200, 100, "d"))
+			m.Sweep(m.now)
+		}, 101, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMember(t)
+			m.join(t, 3)
+			c.dead(m)
+			_, st := m.Lookup(peer(0))
+			require.Equal(t, Dead, st)
+			m.advance(10 * time.Millisecond)
+			out := m.leftAt(t, peer(0), c.leftHB, 90)
+			assert.Equal(t, c.want, eventsOf(out))
+			assert.False(t, out.Changed, "the live set is as it was")
+			if c.want == nil {
+				return
+			}
+			assert.True(t, out.Rumors, "the news spreads on")
+			assert.Equal(t, c.leftHB, out.Events[0].Heartbeat)
+			_, st = m.Lookup(peer(0))
+			assert.Equal(t, Gone, st, "it left")
+			assert.Empty(t, m.table.deadDigest(), "no notice of it is held any more")
+			out = m.leftAt(t, peer(0), c.leftHB, 90)
+			assert.Empty(t, out.Events, "the same news again")
+			_, out = m.noticeAt(t, peer(0), 100)
+			assert.Empty(t, eventsOf(out), "a notice arriving after it")
+		})
+	}
+}
+
 func TestLeaveNewsAboutSelf(t *testing.T) {
 	// An earlier life of ours left at a heartbeat at or above ours: count
 	// on above it, so that we are not taken for it.

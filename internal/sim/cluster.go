@@ -313,8 +313,8 @@ func (c *Cluster) Partition(groups ...[]int) { c.net.Partition(groups...) }
 func (c *Cluster) Heal() { c.net.Heal() }
 
 // Leave makes member i leave, as Shutdown does: the protocol's Leave, its
-// news sent RumorFanout at a time until leaveAcks peers (or all) took it,
-// then the member closes.
+// news sent RumorFanout at a time until leaveAcks peers (or all) took it
+// and on for one interval more, then the member closes.
 func (c *Cluster) Leave(i int) {
 	m := c.members[i]
 	out := m.s.Leave(c.Now())

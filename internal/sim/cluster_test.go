@@ -112,10 +112,46 @@ func TestClusterLeave(t *testing.T) {
 	rounds := runUntil(t, c, 10, "all know 7 left", func() bool { return allSee(c, []int{7}, protocol.Gone, 7) })
 	assert.Less(t, rounds, int(c.Member(0).FailureTime()/time.Second), "sooner than a failure time")
 	assert.Equal(t, 31, e.count(protocol.Left, 7), "every other member reports it left")
-	assert.Equal(t, Crashed, c.Net().Status(7), "it closed")
 	c.RunFor(2 * c.Member(0).FailureTime())
+	assert.Equal(t, Crashed, c.Net().Status(7), "it closed")
 	assert.Zero(t, e.count(protocol.Failed, 7), "and none that it failed")
 	assert.Positive(t, c.Stats.Sent[protocol.Announce])
+}
+
+// TestClusterLeaveMany: 15 of 20 members leave at once, as a scale-down
+// stops them. The peers that take a leaver's news are then mostly leaving
+// too, and pass nothing on; a member that calls a leaver after it closed,
+// before the news reached it, is refused and reports it failed. Each
+// leaver goes on telling its peers for an interval before it closes (with
+// death notices on, as by default), and every member that stays reports
+// each leaver left, none failed. Closing at the third ack instead, as
+// leavers once did, members that stay had not all heard, ten rounds on,
+// that every leaver left.
+func TestClusterLeaveMany(t *testing.T) {
+	c := New(Config{N: 20, Seed: 7, Net: NetConfig{Delay: ms, Jitter: ms}})
+	e := watch(c)
+	c.StartConverged()
+	c.FillPools()
+	c.RunFor(10 * time.Second)
+	leavers := members(5, 20)
+	for _, i := range leavers {
+		c.Leave(i)
+	}
+	runUntil(t, c, 10, "all know they left", func() bool { return allSee(c, leavers, protocol.Gone, leavers...) })
+	c.RunFor(2 * c.Member(0).FailureTime())
+	stays := func(typ protocol.EventType, subject int) (n int) {
+		for _, i := range e.of[typ][subject] {
+			if i < 5 {
+				n++
+			}
+		}
+		return n
+	}
+	for _, i := range leavers {
+		assert.Equal(t, 5, stays(protocol.Left, i), "every member that stays reports %d left", i)
+		assert.Zero(t, stays(protocol.Failed, i), "none reports %d failed", i)
+		assert.Equal(t, Crashed, c.Net().Status(i), "%d closed", i)
+	}
 }
 
 // TestClusterRepeatable checks that a cluster's run depends only on its

@@ -187,8 +187,9 @@ func (c *Cluster) spread(i int) {
 
 // announce sends member i's news that it leaves, RumorFanout messages at a
 // time in order, until leaveAcks of them (or all, if fewer) have been
-// taken, and then closes the member, as the root package's announce and
-// Shutdown do.
+// taken; it goes on for the propagate delay (the root package's default,
+// one interval), serving, and then closes the member, as the root
+// package's announce and Shutdown do.
 func (c *Cluster) announce(i int, news []protocol.Send) {
 	m := c.members[i]
 	need := min(leaveAcks, len(news))
@@ -197,6 +198,7 @@ func (c *Cluster) announce(i int, news []protocol.Send) {
 		return
 	}
 	next, inflight, acks := 0, 0, 0
+	lingering := false
 	var launch func()
 	launch = func() {
 		msg := news[next]
@@ -204,15 +206,19 @@ func (c *Cluster) announce(i int, news []protocol.Send) {
 		inflight++
 		c.send(i, msg, func(err error) {
 			inflight--
-			switch {
-			case m.closed:
-			case err == nil:
+			if m.closed {
+				return
+			}
+			if err == nil {
 				if acks++; acks == need {
-					c.close(i)
+					lingering = true
+					c.net.At(c.net.Now()+c.cfg.Interval, i, func() { c.close(i) })
 				}
+			}
+			switch {
 			case next < len(news):
 				launch()
-			case inflight == 0:
+			case inflight == 0 && !lingering:
 				c.close(i) // told fewer than it wished
 			}
 		})
