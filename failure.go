@@ -99,7 +99,7 @@ import (
 //
 //	n(n-1) R q^max(0, Ts+D-S(n)) f^D
 //
-// Each member takes f as the share of its own last 32 calls unanswered
+// Each member takes f as the share of its own last 64 calls unanswered
 // and D as the fewest failed probes that keep this bound at most 1e-9 (and
 // f^D at most 1e-6): D = 1 with no loss; at n = 32, 9 at 10% loss; at n =
 // 128, 6 at 1% and 10 at 10%. Where no D short of the failure time will do

@@ -219,7 +219,7 @@ func (s *State) HandleResponse(addr string, p Purpose, resp ExchangeResponse, no
 		s.aliases[addr] = true
 		return Output{}
 	}
-	if p == Exchange {
+	if p == Exchange || p == Rumor || p == Push {
 		s.answered(addr)
 	}
 	if _, _, err := s.merge(resp.Digest, resp.Members, resp.Left, resp.Dead, resp.Silent, now, false); err != nil {
@@ -230,6 +230,7 @@ func (s *State) HandleResponse(addr string, p Purpose, resp ExchangeResponse, no
 			Members: s.table.withData(resp.Want, s.cfg.MaxMembers)}
 		if len(push.Members) > 0 {
 			s.send(addr, Push, push)
+			s.calling(addr, now)
 		}
 	}
 	if p == Join && resp.From != "" && s.phase == running {

@@ -135,6 +135,7 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 	s.debug("", "gossip: spreading rumors", "rumors", len(names), "peers", len(peers))
 	for _, p := range peers {
 		s.send(p, Rumor, req)
+		s.calling(p, now)
 	}
 	return more
 }

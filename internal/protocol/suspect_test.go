@@ -234,7 +234,7 @@ func TestEvidenceGrowsWithLoss(t *testing.T) {
 	assert.Equal(t, 0.5, m.reach.failRate(""), "unknown until calls are made")
 }
 
-func TestHeavyLossConvictsNoOne(t *testing.T) {
+func TestHeavyLossSendsNoProbes(t *testing.T) {
 	m := newSilentSetup(t)
 	lose := func() {
 		for i := range reachWindow {
@@ -242,15 +242,10 @@ func TestHeavyLossConvictsNoOne(t *testing.T) {
 		}
 	}
 	lose()
-	probed := 0
 	for range 8 {
-		probes := m.round(t)
-		probed += len(probes)
-		out := m.answer(probes, func(to string) ExchangeResponse { return ExchangeResponse{From: to} })
-		assert.Empty(t, eventsOf(out), "no D short of the failure time will do")
+		assert.Empty(t, m.round(t), "no D short of the failure time will do: probes would only add load")
 		lose()
 	}
-	assert.Positive(t, probed, "probes still go out: their answers may carry fresher heartbeats")
 	_, st := m.Lookup(peer(0))
 	assert.Equal(t, Alive, st, "left to the timeout rule")
 }
