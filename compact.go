@@ -1,11 +1,11 @@
 package gossip
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"unique"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 )
@@ -63,40 +63,33 @@ const (
 	maxRise   = 31
 )
 
-// dictEntry is what was last sent for one address.
+// dictEntry is one address of a dictionary and what was last sent for it.
+// The address is interned (package unique): the few dozen dictionaries of a
+// member, two at each end of each of its connections, and its table all
+// name the same members, so each address is held once however many
+// dictionaries know it, and an entry costs 24 bytes.
 type dictEntry struct {
+	addr               unique.Handle[string]
 	heartbeat, version int64
 }
 
-// dict is one direction's dictionary: the addresses by number, in one byte
-// slice so that each costs its bytes and four more, and what was last sent
-// of each. Every connection holds four (two at each end), so they are kept
-// small: a packer looks an address up by walking from where the previous
-// record's was, which finds it at once when a digest lists the addresses in
-// the order it did before, as a member's digests do.
+// dict is one direction's dictionary: the addresses by number, with what
+// was last sent of each. A packer looks an address up by walking from where
+// the previous record's was, which finds it at once when a digest lists the
+// addresses in the order it did before, as a member's digests do.
 type dict struct {
-	bytes   []byte
-	ends    []uint32 // ends[i]: where address i ends in bytes
 	entries []dictEntry
 }
 
-func (t *dict) len() int { return len(t.ends) }
+func (t *dict) len() int { return len(t.entries) }
 
-func (t *dict) addr(i int) []byte {
-	start := uint32(0)
-	if i > 0 {
-		start = t.ends[i-1]
-	}
-	return t.bytes[start:t.ends[i]]
+func (t *dict) addr(i int) string { return t.entries[i].addr.Value() }
+
+func (t *dict) add(addr []byte, hb, version int64) {
+	t.entries = append(t.entries, dictEntry{unique.Make(string(addr)), hb, version})
 }
 
-func (t *dict) add(addr []byte, e dictEntry) {
-	t.bytes = append(t.bytes, addr...)
-	t.ends = append(t.ends, uint32(len(t.bytes)))
-	t.entries = append(t.entries, e)
-}
-
-func (t *dict) reset() { t.bytes, t.ends, t.entries = t.bytes[:0], t.ends[:0], t.entries[:0] }
+func (t *dict) reset() { clear(t.entries); t.entries = t.entries[:0] }
 
 // find returns the number of addr among the first n, looking first at from
 // and on, or -1.
@@ -106,7 +99,7 @@ func (t *dict) find(addr []byte, from, n int) int {
 		if i >= n {
 			i -= n
 		}
-		if bytes.Equal(t.addr(i), addr) {
+		if t.addr(i) == string(addr) {
 			return i
 		}
 	}
@@ -163,7 +156,7 @@ func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
 				return errDictFull
 			}
 			i = t.len()
-			t.add(addr, dictEntry{hb, version})
+			t.add(addr, hb, version)
 			shared := commonPrefix(prevAddr, addr)
 			dst = binary.AppendUvarint(dst, uint64(shared)<<1|kindNew)
 			dst = binary.AppendUvarint(dst, uint64(len(addr)-shared))
@@ -188,7 +181,7 @@ func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
 				dst = binary.AppendUvarint(dst, zigzag(version-e.version))
 			}
 		}
-		*e = dictEntry{hb, version}
+		e.heartbeat, e.version = hb, version
 		prev, prevHB = i, hb
 		return nil
 	})
@@ -307,7 +300,7 @@ func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, erro
 	if t.len() >= u.max {
 		return nil, fmt.Errorf("%w: dictionary over %d addresses", errBadPacked, u.max)
 	}
-	var prevAddr []byte
+	var prevAddr string
 	if m.prevAddr >= 0 {
 		prevAddr = t.addr(m.prevAddr)
 	}
@@ -323,12 +316,9 @@ func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, erro
 	if !ok1 || !ok2 || !ok3 || hb <= 0 || age > uint64(hb) {
 		return nil, fmt.Errorf("%w: bad heartbeat of a new address", errBadPacked)
 	}
-	// prevAddr lies in t.bytes, before its end: appending copies it
-	// whether or not the slice moves.
-	t.bytes = append(t.bytes, prevAddr[:prefix]...)
-	t.bytes = append(t.bytes, suffix...)
-	t.ends = append(t.ends, uint32(len(t.bytes)))
-	t.entries = append(t.entries, dictEntry{hb, hb - int64(age)})
+	var buf [protocol.MaxAddrLen]byte
+	addr := append(append(buf[:0], prevAddr[:prefix]...), suffix...)
+	t.add(addr, hb, hb-int64(age))
 	i := t.len() - 1
 	m.prev, m.prevHB, m.prevAddr = i, hb, i
 	return b, nil
