@@ -30,9 +30,9 @@ const (
 
 	// DefaultMaxOutboundConns bounds the connections a member keeps open
 	// to its peers for reuse, and so the peers it gossips with by
-	// preference (see choosePartner in gossip.go): in a cluster of up to
+	// preference (see ChoosePartner in internal/protocol): in a cluster of up to
 	// DefaultMaxOutboundConns+1 members, all of them; in a larger one, these
-	// and, one round in eight, a peer chosen among all, whose connection
+	// and, one round in sixteen, a peer chosen among all, whose connection
 	// then replaces the least recently used. Six keeps the spread time
 	// within a round of the uniform choice's (failure_test.go) and lets a
 	// thousand members share one host's 20,000 descriptors (13 each: six
