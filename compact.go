@@ -91,6 +91,16 @@ func (t *dict) add(addr []byte, hb, version int64) {
 
 func (t *dict) reset() { clear(t.entries); t.entries = t.entries[:0] }
 
+// fit drops the spare capacity that appending left, a third of the
+// dictionary on average, once a message has added addresses: a dictionary
+// lives as long as its connection and takes new addresses rarely after the
+// first message.
+func (t *dict) fit() {
+	if cap(t.entries)-len(t.entries) > len(t.entries)/8 {
+		t.entries = append([]dictEntry(nil), t.entries...)
+	}
+}
+
 // find returns the number of addr among the first n, looking first at from
 // and on, or -1.
 func (t *dict) find(addr []byte, from, n int) int {
@@ -125,13 +135,18 @@ var errDictFull = errors.New("dictionary full")
 // message says so.
 func (p *packer) pack(dst, d []byte) ([]byte, error) {
 	start := len(dst)
+	known := p.d.len()
 	out, err := p.packOnce(dst, d, 0)
 	if errors.Is(err, errDictFull) {
 		p.d.reset()
+		known = 0
 		out, err = p.packOnce(dst[:start], d, packReset)
 		if errors.Is(err, errDictFull) {
 			err = fmt.Errorf("gossip: packing a digest of over %d members", p.max)
 		}
+	}
+	if p.d.len() > known {
+		p.d.fit()
 	}
 	return out, err
 }
@@ -218,6 +233,7 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 	if flags&packReset != 0 {
 		u.d.reset()
 	}
+	known := u.d.len()
 	d := make([]byte, 0, 4*len(packed))
 	m := msgState{prev: -1, prevAddr: -1}
 	for n := 0; len(packed) > 0; n++ {
@@ -230,6 +246,9 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 		}
 		e := u.d.entries[m.prev]
 		d = protocol.AppendDigest(d, u.d.addr(m.prev), e.heartbeat, e.version)
+	}
+	if u.d.len() > known {
+		u.d.fit()
 	}
 	return d, nil
 }
