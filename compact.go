@@ -1,11 +1,11 @@
 package gossip
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"unique"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 )
@@ -63,40 +63,43 @@ const (
 	maxRise   = 31
 )
 
-// dictEntry is what was last sent for one address.
+// dictEntry is one address of a dictionary and what was last sent for it.
+// The address is interned (package unique): the few dozen dictionaries of a
+// member, two at each end of each of its connections, and its table all
+// name the same members, so each address is held once however many
+// dictionaries know it, and an entry costs 24 bytes.
 type dictEntry struct {
+	addr               unique.Handle[string]
 	heartbeat, version int64
 }
 
-// dict is one direction's dictionary: the addresses by number, in one byte
-// slice so that each costs its bytes and four more, and what was last sent
-// of each. Every connection holds four (two at each end), so they are kept
-// small: a packer looks an address up by walking from where the previous
-// record's was, which finds it at once when a digest lists the addresses in
-// the order it did before, as a member's digests do.
+// dict is one direction's dictionary: the addresses by number, with what
+// was last sent of each. A packer looks an address up by walking from where
+// the previous record's was, which finds it at once when a digest lists the
+// addresses in the order it did before, as a member's digests do.
 type dict struct {
-	bytes   []byte
-	ends    []uint32 // ends[i]: where address i ends in bytes
 	entries []dictEntry
 }
 
-func (t *dict) len() int { return len(t.ends) }
+func (t *dict) len() int { return len(t.entries) }
 
-func (t *dict) addr(i int) []byte {
-	start := uint32(0)
-	if i > 0 {
-		start = t.ends[i-1]
+func (t *dict) addr(i int) string { return t.entries[i].addr.Value() }
+
+func (t *dict) add(addr []byte, hb, version int64) {
+	t.entries = append(t.entries, dictEntry{unique.Make(string(addr)), hb, version})
+}
+
+func (t *dict) reset() { clear(t.entries); t.entries = t.entries[:0] }
+
+// fit drops the spare capacity that appending left, a third of the
+// dictionary on average, once a message has added addresses: a dictionary
+// lives as long as its connection and takes new addresses rarely after the
+// first message.
+func (t *dict) fit() {
+	if cap(t.entries)-len(t.entries) > len(t.entries)/8 {
+		t.entries = append([]dictEntry(nil), t.entries...)
 	}
-	return t.bytes[start:t.ends[i]]
 }
-
-func (t *dict) add(addr []byte, e dictEntry) {
-	t.bytes = append(t.bytes, addr...)
-	t.ends = append(t.ends, uint32(len(t.bytes)))
-	t.entries = append(t.entries, e)
-}
-
-func (t *dict) reset() { t.bytes, t.ends, t.entries = t.bytes[:0], t.ends[:0], t.entries[:0] }
 
 // find returns the number of addr among the first n, looking first at from
 // and on, or -1.
@@ -106,7 +109,7 @@ func (t *dict) find(addr []byte, from, n int) int {
 		if i >= n {
 			i -= n
 		}
-		if bytes.Equal(t.addr(i), addr) {
+		if t.addr(i) == string(addr) {
 			return i
 		}
 	}
@@ -132,13 +135,18 @@ var errDictFull = errors.New("dictionary full")
 // message says so.
 func (p *packer) pack(dst, d []byte) ([]byte, error) {
 	start := len(dst)
+	known := p.d.len()
 	out, err := p.packOnce(dst, d, 0)
 	if errors.Is(err, errDictFull) {
 		p.d.reset()
+		known = 0
 		out, err = p.packOnce(dst[:start], d, packReset)
 		if errors.Is(err, errDictFull) {
 			err = fmt.Errorf("gossip: packing a digest of over %d members", p.max)
 		}
+	}
+	if p.d.len() > known {
+		p.d.fit()
 	}
 	return out, err
 }
@@ -163,7 +171,7 @@ func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
 				return errDictFull
 			}
 			i = t.len()
-			t.add(addr, dictEntry{hb, version})
+			t.add(addr, hb, version)
 			shared := commonPrefix(prevAddr, addr)
 			dst = binary.AppendUvarint(dst, uint64(shared)<<1|kindNew)
 			dst = binary.AppendUvarint(dst, uint64(len(addr)-shared))
@@ -188,7 +196,7 @@ func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
 				dst = binary.AppendUvarint(dst, zigzag(version-e.version))
 			}
 		}
-		*e = dictEntry{hb, version}
+		e.heartbeat, e.version = hb, version
 		prev, prevHB = i, hb
 		return nil
 	})
@@ -225,6 +233,7 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 	if flags&packReset != 0 {
 		u.d.reset()
 	}
+	known := u.d.len()
 	d := make([]byte, 0, 4*len(packed))
 	m := msgState{prev: -1, prevAddr: -1}
 	for n := 0; len(packed) > 0; n++ {
@@ -237,6 +246,9 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 		}
 		e := u.d.entries[m.prev]
 		d = protocol.AppendDigest(d, u.d.addr(m.prev), e.heartbeat, e.version)
+	}
+	if u.d.len() > known {
+		u.d.fit()
 	}
 	return d, nil
 }
@@ -307,7 +319,7 @@ func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, erro
 	if t.len() >= u.max {
 		return nil, fmt.Errorf("%w: dictionary over %d addresses", errBadPacked, u.max)
 	}
-	var prevAddr []byte
+	var prevAddr string
 	if m.prevAddr >= 0 {
 		prevAddr = t.addr(m.prevAddr)
 	}
@@ -323,12 +335,9 @@ func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, erro
 	if !ok1 || !ok2 || !ok3 || hb <= 0 || age > uint64(hb) {
 		return nil, fmt.Errorf("%w: bad heartbeat of a new address", errBadPacked)
 	}
-	// prevAddr lies in t.bytes, before its end: appending copies it
-	// whether or not the slice moves.
-	t.bytes = append(t.bytes, prevAddr[:prefix]...)
-	t.bytes = append(t.bytes, suffix...)
-	t.ends = append(t.ends, uint32(len(t.bytes)))
-	t.entries = append(t.entries, dictEntry{hb, hb - int64(age)})
+	var buf [protocol.MaxAddrLen]byte
+	addr := append(append(buf[:0], prevAddr[:prefix]...), suffix...)
+	t.add(addr, hb, hb-int64(age))
 	i := t.len() - 1
 	m.prev, m.prevHB, m.prevAddr = i, hb, i
 	return b, nil

@@ -30,14 +30,17 @@ const (
 
 	// DefaultMaxOutboundConns bounds the connections a member keeps open
 	// to its peers for reuse, and so the peers it gossips with by
-	// preference (see choosePartner in gossip.go): in a cluster of up to
+	// preference (see ChoosePartner in internal/protocol): in a cluster of up to
 	// DefaultMaxOutboundConns+1 members, all of them; in a larger one, these
-	// and, one round in eight, a peer chosen among all, whose connection
-	// then replaces the least recently used. Six keeps the spread time
-	// within a round of the uniform choice's (failure_test.go) and lets a
-	// thousand members share one host's 20,000 descriptors (13 each: six
-	// connections out, about six in, a listener).
-	DefaultMaxOutboundConns = 6
+	// and, one round in sixteen, a peer chosen among all, whose connection
+	// then replaces the least recently used. Four keeps the spread time
+	// within a round of the uniform choice's (internal/sim's spread test)
+	// and lets a thousand members share one host's 20,000 descriptors (9
+	// each: four connections out, about four in, a listener). Each
+	// connection end holds gob's compiled types and two packed-digest
+	// dictionaries, most of a member's heap: six had cost a steady
+	// 128-member cluster 420 KiB a member, four cost 314.
+	DefaultMaxOutboundConns = 4
 
 	// DefaultIdleTimeout closes an inbound connection that has sent no
 	// request for this long; outgoing connections are closed after half of it.

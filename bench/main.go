@@ -142,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.plotPath, "plot", "", "draw converge, detect and data times against n into a PNG `file`")
 	fs.BoolVar(&c.markdown, "md", false, "print the table in markdown")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	fs.StringVar(&c.opts.memProfile, "memprofile", "", "write a heap profile to `file` at the end of each steady window, after the GC that measures heap (each run replaces the last one's; use -runs 1 and -libs to pick one)")
 	from := fs.String("from", "", "run nothing: report the samples of earlier -json `files` (comma-separated) together")
 	sim := fs.String("sim", "", "run nothing: draw the simulation JSON `files` (comma-separated) of the root module's -sim.out or -model.out into -sim-plot, and print their medians")
 	fs.StringVar(&c.simPlot, "sim-plot", "simulation.png", "the PNG `file` -sim draws")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +61,7 @@ type options struct {
 	hogTime    time.Duration
 	interval   time.Duration // this library's GossipInterval; 0 for its default
 	target     float64       // this library's FalseReportTarget; 0 for its default
+	memProfile string        // if set, a heap profile is written here after each steady window
 }
 
 // sample is one measurement of one run.
@@ -241,6 +244,11 @@ func steady(ctx context.Context, c cluster, n int, o options, heap0 uint64, out 
 	b1, m1 := c.traffic()
 	cpu1, el := cpuTime(), time.Since(t0).Seconds()
 	heap1 := heapInuse()
+	if o.memProfile != "" {
+		if err := writeHeapProfile(o.memProfile); err != nil {
+			return nil, err
+		}
+	}
 	per := float64(n) * el
 	heap := (float64(heap1) - float64(heap0)) / float64(n) / 1024
 	return []sample{
@@ -279,6 +287,23 @@ func cpuTime() time.Duration {
 }
 
 // heapInuse is the heap in use after a garbage collection.
+// writeHeapProfile writes a heap profile (as of the last GC) to path,
+// replacing the file of an earlier window.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	return nil
+}
+
 func heapInuse() uint64 {
 	runtime.GC()
 	var ms runtime.MemStats

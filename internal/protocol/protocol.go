@@ -355,8 +355,15 @@ func (s *State) heldLive(held []string) []string {
 // uniformly, as the paper does.
 
 // rotateRounds is how many rounds, on average, a member with a full set of
-// connections goes between two exchanges with a peer chosen among all.
-const rotateRounds = 8
+// connections goes between two exchanges with a peer chosen among all. At
+// 16 a connection carries about MaxOutboundConns × 16 exchanges (64 with
+// the root package's default of 4 connections). At 8, new connections
+// (dial, close, gob compiling its types on both ends) took a fifth of the
+// CPU of a steady 128-member cluster; at 32 (with 6 connections) the graph
+// mixed too slowly while a cluster formed through one seed, and the
+// simulation saw false reports under 10% loss (internal/sim's crash and
+// silent-host tests).
+const rotateRounds = 16
 
 // ChoosePartner picks a round's exchange partner: if held, the live peers a
 // connection is held to, number fewer than capacity, or one round in

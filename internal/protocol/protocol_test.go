@@ -115,7 +115,7 @@ func TestTickPartner(t *testing.T) {
 	}{
 		{"nothing held: uniform", 8, func([]string) []string { return nil }, 0, 1.0 / 8},
 		{"fewer held than MaxOutboundConns: uniform", 10, func(p []string) []string { return p[:3] }, 3.0 / 10, 1.0 / 10},
-		{"a full set held: mostly those", 10, func(p []string) []string { return p[:6] }, 7.0/8 + 1.0/8*6/10, 1.0 / 8 / 10},
+		{"a full set held: mostly those", 10, func(p []string) []string { return p[:6] }, 1 - 1.0/rotateRounds + 1.0/rotateRounds*6/10, 1.0 / rotateRounds / 10},
 		{"only this member, strangers and the dead held: uniform", 4, func([]string) []string { return []string{selfAddr, stranger, peer(50)} }, 0, 1.0 / 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
