@@ -135,6 +135,11 @@ func (g *Gossip) probe(ctx context.Context, m protocol.Send) {
 	}
 	if err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "about": m.About}).WithError(err).Debug("gossip: probe failed")
+		if errors.Is(err, errDialQueued) {
+			// Held up behind other dials (say, to a silent host that
+			// hang): the probe never went out, and counts neither way.
+			return
+		}
 		if !g.cfg.DisableDeathNotices && refused(err) {
 			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
 		}

@@ -15,6 +15,11 @@ import (
 // descriptors), each dial under way holds a descriptor until Trpc.
 const maxDialsInFlight = 2
 
+// errDialQueued is the reason of a call that ended while it waited for a
+// dial of its own to start: it never reached the network, so its failure
+// says nothing of the peer.
+var errDialQueued = errors.New("waiting for another dial")
+
 // clientPool keeps one net/rpc client per peer, reused across rounds. It
 // holds at most Config.MaxOutboundConns; to make room for a new one it closes
 // the least recently used idle client. It closes those idle for half the idle
@@ -104,7 +109,7 @@ func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *poole
 	select {
 	case p.dials <- struct{}{}:
 	case <-ctx.Done():
-		return nil, false, fmt.Errorf("gossip: dial %s: waiting for another dial: %w", addr, ctx.Err())
+		return nil, false, fmt.Errorf("gossip: dial %s: %w: %w", addr, errDialQueued, ctx.Err())
 	}
 	conn, err := p.transport.Dial(ctx, addr)
 	<-p.dials

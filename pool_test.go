@@ -70,3 +70,40 @@ func TestOutgoingRPCHonoursTrpc(t *testing.T) {
 		t.Fatal("Close waited on a black hole")
 	}
 }
+
+// hangingDials is a Transport whose dials hang until their context ends,
+// as dials to a host that is gone do.
+type hangingDials struct{ TCPTransport }
+
+func (hangingDials) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestCallQueuedBehindHangingDialsSaysSo(t *testing.T) {
+	cfg := testConfig(t)
+	p := newClientPool(hangingDials{}, &cfg, realClock{}, &metrics{})
+	defer p.close()
+	long, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, maxDialsInFlight)
+	for range maxDialsInFlight {
+		go func() {
+			done <- p.call(long, "192.0.2.1:7946", "Gossip.Exchange", ExchangeRequest{}, new(ExchangeResponse), false)
+		}()
+	}
+	require.Eventually(t, func() bool { return len(p.dials) == maxDialsInFlight }, converge, time.Millisecond, "the dials are under way")
+
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer stop()
+	err := p.call(ctx, "192.0.2.2:7946", "Gossip.Exchange", ExchangeRequest{}, new(ExchangeResponse), false)
+	assert.ErrorIs(t, err, errDialQueued, "a call that never dialled says so: a probe's failure must not count")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	cancel()
+	for range maxDialsInFlight {
+		err := <-done
+		assert.Error(t, err)
+		assert.NotErrorIs(t, err, errDialQueued, "these dialled, and timed out")
+	}
+}

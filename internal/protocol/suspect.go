@@ -226,8 +226,14 @@ func (s *State) suspectOf(addr string) *suspicion {
 // heartbeat u.Heartbeat (see above) at local time now, marking it seen
 // under gen. Anything but a live peer is handled as a refused dial's
 // notice is (mergeDead); a live peer is declared dead unless this member
-// holds a higher heartbeat of it that rose within Ts, or one above the
-// notice's slack.
+// holds a higher heartbeat of it that rose within Ts, or one more than Ts
+// rounds' heartbeats above the notice's: the member lived well after its
+// noticer last heard of it. (Such a notice comes, for one, from the other
+// side of a partition that healed: made there when the sides lost each
+// other, it reaches members that heard from the member all along, if a
+// little less lately than Ts. The slack of a refused dial's notice, 3 S(n),
+// let 3 of 16 members in the simulation take such notices about members of
+// their own side.)
 func (s *State) mergeSilent(u Entry, now time.Time, gen uint64, spread bool) {
 	e := s.table.members[u.Addr]
 	if e == nil || !e.alive || s.IsSelf(u.Addr) || s.checkEntry(u, now) != "" {
@@ -235,7 +241,7 @@ func (s *State) mergeSilent(u Entry, now time.Time, gen uint64, spread bool) {
 		return
 	}
 	defer s.table.markDead(e, gen, u.Heartbeat, u.Version)
-	if e.heartbeat > u.Heartbeat+s.noticeSlack() || e.heartbeat > u.Heartbeat && now.Sub(e.lastRise) < s.suspectTime() {
+	if e.heartbeat > u.Heartbeat+int64(SuspectRounds(s.table.live)) || e.heartbeat > u.Heartbeat && now.Sub(e.lastRise) < s.suspectTime() {
 		return // fresher news refutes it; the answer carries it back
 	}
 	s.noticeDead(e, u.Heartbeat, now, spread)

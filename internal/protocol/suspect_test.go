@@ -263,8 +263,9 @@ func TestSilentNoticeAcceptance(t *testing.T) {
 		{"ours not fresher", 100, 0, 100, true},
 		{"ours lower", 100, 0, 105, true},
 		{"ours fresher and recent", 103, 0, 100, false},
-		{"ours fresher but as stale as a suspicion", 103, ts, 100, true},
-		{"ours beyond the slack", 200, ts, 100, false},
+		{"ours fresher but as stale as a suspicion", 100 + int64(SuspectRounds(4)), ts, 100, true},
+		{"ours more than Ts above, however stale", 101 + int64(SuspectRounds(4)), ts, 100, false},
+		{"ours far above", 200, ts, 100, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
