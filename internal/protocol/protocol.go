@@ -75,6 +75,7 @@ type State struct {
 	rumors   map[string]rumor       // news to spread at once (see rumor.go)
 	suspects map[string]*suspicion  // live members suspected of silence (see suspect.go)
 	reach    reach                  // this member's calls answered, for the evidence of silence (see suspect.go)
+	evidence map[evidenceKey]int    // D already worked out (see silentProbes)
 	calls    []call                 // exchanges not yet counted in reach (see suspect.go)
 	watched  time.Time              // when the failure rules were last applied (see watch)
 	out      Output                 // what the input being handled produced so far
@@ -99,6 +100,7 @@ func New(cfg Config, rng *rand.Rand, data []byte) *State {
 		aliases:  make(map[string]bool),
 		rumors:   make(map[string]rumor),
 		suspects: make(map[string]*suspicion),
+		evidence: make(map[evidenceKey]int),
 	}
 	s.table.members = make(map[string]*entry)
 	s.table.self = &entry{alive: true, data: data}

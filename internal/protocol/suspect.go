@@ -113,7 +113,9 @@ func (s *State) suspect(now time.Time, held []string) {
 		switch {
 		case sp == nil:
 			s.suspects[e.addr] = &suspicion{heartbeat: e.heartbeat}
-			s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", s.silentProbes(e.addr))
+			if s.cfg.Debug {
+				s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", s.silentProbes(e.addr))
+			}
 		case sp.rounds >= ConfirmRounds && sp.answers >= ProbeQuorum && sp.failed >= s.silentProbes(e.addr) && s.canConvict(e.addr):
 			delete(s.suspects, e.addr)
 			s.noticeDead(e, e.heartbeat, now, true)
@@ -387,8 +389,29 @@ func convictsBefore(ts, d, rounds int) bool {
 // silentProbes returns D: the failed probes to a suspect that a conviction
 // needs (see above).
 func (s *State) silentProbes(about string) int {
-	return evidenceFor(s.table.live, int(s.FailureTime()/s.cfg.Interval), s.reach.failRate(about))
+	k := evidenceKey{s.table.live, int(s.FailureTime() / s.cfg.Interval), s.reach.failRate(about)}
+	d, ok := s.evidence[k]
+	if !ok {
+		if len(s.evidence) >= maxEvidenceMemo {
+			clear(s.evidence)
+		}
+		d = evidenceFor(k.n, k.rounds, k.f)
+		s.evidence[k] = d
+	}
+	return d
 }
+
+// evidenceKey is what D depends on; State.evidence remembers D for the
+// few keys a member meets, since each suspect of each round asks for it
+// (a forming cluster of 1,000 has hundreds of suspects a round).
+type evidenceKey struct {
+	n, rounds int
+	f         float64
+}
+
+// maxEvidenceMemo bounds State.evidence: f takes at most a few thousand
+// values (ratios of counts up to reachWindow), n and the failure time few.
+const maxEvidenceMemo = 1024
 
 // evidenceFor returns D for n live members, a failure time of rounds
 // rounds and a share f of calls unanswered: the fewest failed probes, at

@@ -392,3 +392,15 @@ func TestSilenceFalseReportProbability(t *testing.T) {
 	assert.Equal(t, math.MaxInt, evidenceFor(32, 18, 1))
 	t.Logf("n=32: silence rule %.2g at 5%%, %.2g at 10%%; timeout rule %.2g at 10%%", SilenceFalseReportProbability(32, 0.05, 3), p10, TimeoutFalseReportProbability(32, 0.1, 3))
 }
+
+func TestEvidenceMemoStaysBounded(t *testing.T) {
+	s := newSilentSetup(t)
+	s.silentProbes("")
+	for i := range maxEvidenceMemo {
+		s.evidence[evidenceKey{n: 1_000_000 + i}] = 0
+	}
+	s.reach.note(peer(2), false) // a new f, so a new key
+	got := s.silentProbes("")
+	assert.Equal(t, evidenceFor(s.table.live, int(s.FailureTime()/s.cfg.Interval), s.reach.failRate("")), got)
+	assert.Equal(t, 1, len(s.evidence), "the memo was emptied, then took the new key")
+}
