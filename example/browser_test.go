@@ -42,18 +42,26 @@ func browser(t *testing.T) context.Context {
 	if err != nil {
 		t.Skipf("skipped: no browser (%v); on Debian: apt-get install chromium", err)
 	}
+	profile, err := os.MkdirTemp("", "gossip-browser-")
+	require.NoError(t, err)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // as root, as in CI
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 900),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		// Chromium's helper processes may still write to the profile for
+		// a moment after the browser ended: remove it once they stop.
+		deadline := time.Now().Add(10 * time.Second)
+		for os.RemoveAll(profile) != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 	// Start the browser now, so that its start-up is not counted in the
 	// first wait.
