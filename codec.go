@@ -137,13 +137,10 @@ type serverCodec struct {
 	broken  bool          // the stream can no longer be trusted
 	method  string        // of the request whose header was read last
 
-	// Packing (compact.go). The reader owns unpack, from and cluster; the
-	// writer (net/rpc writes under a lock of its own) owns pack, buf and
-	// sentFrom.
+	// Packing (compact.go). The reader owns in; the writer (net/rpc writes
+	// under a lock of its own) owns pack, buf and sentFrom.
 	packs    atomic.Bool // the client has sent a packed request
-	unpack   *unpacker
-	from     string // From and Cluster of the latest request that carried them
-	cluster  string
+	in       inflow
 	pack     *packer
 	buf      []byte // the latest packed digest, reused
 	sentFrom bool   // a packed response carried From and Cluster
@@ -218,27 +215,47 @@ const exchangeMethod = serviceName + ".Exchange"
 // unpackRequest turns a packed request back into the protocol's form: the
 // client then reads packed answers.
 func (c *serverCodec) unpackRequest(req *ExchangeRequest) error {
-	if len(req.Packed) == 0 {
-		if req.From != "" {
-			c.from, c.cluster = req.From, req.Cluster
+	packed, err := c.in.take(c.cfg.MaxMembers, &req.Packed, &req.Digest, &req.From, &req.Cluster)
+	if packed {
+		c.packs.Store(true)
+	}
+	return err
+}
+
+// inflow is what one direction of a connection has received that later
+// messages lean on: the dictionary of its packed digests, and the From and
+// Cluster that packed messages leave out when they repeat.
+type inflow struct {
+	unpack  *unpacker
+	from    string // From and Cluster of the latest message that carried them
+	cluster string
+}
+
+// take turns a received message, whose fields are given, back into the
+// protocol's form: it unpacks a packed digest into digest (a dictionary of
+// at most max addresses) and fills in a From and Cluster left out. It
+// reports whether the message was packed.
+func (in *inflow) take(max int, packed, digest *[]byte, from, cluster *string) (bool, error) {
+	if len(*packed) == 0 {
+		if *from != "" {
+			in.from, in.cluster = *from, *cluster
 		}
-		return nil
+		return false, nil
 	}
-	c.packs.Store(true)
-	if c.unpack == nil {
-		c.unpack = newUnpacker(c.cfg.MaxMembers)
+	if in.unpack == nil {
+		in.unpack = newUnpacker(max)
 	}
-	d, err := c.unpack.unpack(req.Packed)
+	d, err := in.unpack.unpack(*packed)
 	if err != nil {
-		return err
+		return true, err
 	}
-	req.Digest, req.Packed = d, nil
-	if req.From == "" {
-		req.From, req.Cluster = c.from, c.cluster
+	*digest, *packed = d, nil
+	if *from == "" {
+		*from, *cluster = in.from, in.cluster
 	} else {
-		c.from, c.cluster = req.From, req.Cluster
+		in.from, in.cluster = *from, *cluster
 	}
-	return nil
+	return true, nil
 }
 
 // packResponse returns body to write: a packed copy of an ExchangeResponse
@@ -321,17 +338,15 @@ type clientCodec struct {
 	ended      func()
 
 	// Packing (compact.go). net/rpc writes under a lock of its own, which
-	// guards pack, buf and method; its reader goroutine owns unpack, from,
-	// cluster and header.
-	packs   atomic.Bool // the server has answered packed
-	plain   atomic.Bool // the server has answered plain: it reads no packed requests
-	pack    *packer
-	buf     []byte // the latest packed digest, reused
-	method  string // of the latest request
-	unpack  *unpacker
-	from    string // From and Cluster of the latest response that carried them
-	cluster string
-	header  rpc.Response // the latest response header read
+	// guards pack, buf and method; its reader goroutine owns in and
+	// header.
+	packs  atomic.Bool // the server has answered packed
+	plain  atomic.Bool // the server has answered plain: it reads no packed requests
+	pack   *packer
+	buf    []byte       // the latest packed digest, reused
+	method string       // of the latest request
+	in     inflow       // what the responses read so far leave to later ones
+	header rpc.Response // the latest response header read
 }
 
 func newClientCodec(conn net.Conn, cfg *Config, ended func()) *clientCodec {
@@ -440,28 +455,13 @@ func (c *clientCodec) ReadResponseBody(body any) error {
 // plain one tells that the server reads no packed requests (see
 // internal/protocol's message.go).
 func (c *clientCodec) unpackResponse(resp *ExchangeResponse) error {
-	if len(resp.Packed) == 0 {
-		c.plain.Store(true)
-		if resp.From != "" {
-			c.from, c.cluster = resp.From, resp.Cluster
-		}
-		return nil
-	}
-	c.packs.Store(true)
-	if c.unpack == nil {
-		c.unpack = newUnpacker(c.maxMembers)
-	}
-	d, err := c.unpack.unpack(resp.Packed)
-	if err != nil {
-		return err
-	}
-	resp.Digest, resp.Packed = d, nil
-	if resp.From == "" {
-		resp.From, resp.Cluster = c.from, c.cluster
+	packed, err := c.in.take(c.maxMembers, &resp.Packed, &resp.Digest, &resp.From, &resp.Cluster)
+	if packed {
+		c.packs.Store(true)
 	} else {
-		c.from, c.cluster = resp.From, resp.Cluster
+		c.plain.Store(true)
 	}
-	return nil
+	return err
 }
 
 func (c *clientCodec) Close() error { return c.conn.Close() }

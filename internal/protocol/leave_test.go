@@ -166,7 +166,7 @@ func TestLeaveNewsForNoticedMember(t *testing.T) {
 			assert.Equal(t, c.leftHB, out.Events[0].Heartbeat)
 			_, st = m.Lookup(peer(0))
 			assert.Equal(t, Gone, st, "it left")
-			assert.Empty(t, m.table.deadDigest(), "no notice of it is held any more")
+			assert.Empty(t, m.table.noticeDigest(false), "no notice of it is held any more")
 			out = m.leftAt(t, peer(0), c.leftHB, 90)
 			assert.Empty(t, out.Events, "the same news again")
 			_, out = m.noticeAt(t, peer(0), 100)

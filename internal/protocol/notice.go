@@ -36,7 +36,7 @@ import "time"
 // before notices existed ignores the field, and sees the member fail after
 // its failure time as before. A full request carries every notice its
 // sender holds; an answer carries those the requester lacks (see
-// table.answerDead). A notice is held as long as the dead member is
+// table.answerNotices). A notice is held as long as the dead member is
 // remembered, the cleanup time.
 
 // noticeSlackSpreads is K in spread times: a heartbeat reaches every member
@@ -129,38 +129,43 @@ func noticeRecord(d []byte, e *entry) []byte {
 	return AppendDigest(d, e.addr, e.noticed, min(e.version, e.noticed))
 }
 
-// noticedDead reports whether e is remembered as dead by a death notice.
-func (e *entry) noticedDead() bool { return !e.alive && !e.left && e.noticed > 0 && !e.silent }
+// heldNotice reports whether e is remembered as dead by a notice of the
+// kind given: of silence (suspect.go) if silent, else of a refused dial.
+func (e *entry) heldNotice(silent bool) bool {
+	return !e.alive && !e.left && e.noticed > 0 && e.silent == silent
+}
 
-// deadDigest returns the death notices held, for ExchangeRequest.Dead.
-func (t *table) deadDigest() []byte {
+// noticeDigest returns the notices of the kind given held, for
+// ExchangeRequest.Dead or Silent.
+func (t *table) noticeDigest(silent bool) []byte {
 	var d []byte
 	for _, e := range t.list {
-		if e.noticedDead() {
+		if e.heldNotice(silent) {
 			d = noticeRecord(d, e)
 		}
 	}
 	return d
 }
 
-// deadRecords returns the death notices of those named, for a rumor.
-func (t *table) deadRecords(names []string) []byte {
+// noticeRecords returns the notices of the kind given of those named, for
+// a rumor.
+func (t *table) noticeRecords(names []string, silent bool) []byte {
 	var d []byte
 	for _, addr := range names {
-		if e := t.members[addr]; e != nil && e.noticedDead() {
+		if e := t.members[addr]; e != nil && e.heldNotice(silent) {
 			d = noticeRecord(d, e)
 		}
 	}
 	return d
 }
 
-// answerDead returns the death notices that the peer whose update was
-// merged under mark gen lacks: of the members it named as live, and (unless
-// partial) of those it did not name.
-func (t *table) answerDead(gen uint64, partial bool) []byte {
+// answerNotices returns the notices of the kind given that the peer whose
+// update was merged under mark gen lacks: of the members it named as live,
+// and (unless partial) of those it did not name.
+func (t *table) answerNotices(gen uint64, partial, silent bool) []byte {
 	var d []byte
 	t.eachAnswered(gen, partial, func(e *entry) {
-		if e.noticedDead() && (e.seen == gen && !e.theirLeft && !e.theirDead || e.seen != gen && !partial) {
+		if e.heldNotice(silent) && (e.seen == gen && !e.theirLeft && !e.theirDead || e.seen != gen && !partial) {
 			d = noticeRecord(d, e)
 		}
 	})

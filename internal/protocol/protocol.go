@@ -181,7 +181,7 @@ func (s *State) Request(addr string) (ExchangeRequest, bool) {
 
 func (s *State) request() ExchangeRequest {
 	return ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Digest: s.table.digest(), Left: s.table.leftDigest(),
-		Dead: s.table.deadDigest(), Silent: s.table.silentDigest()}
+		Dead: s.table.noticeDigest(false), Silent: s.table.noticeDigest(true)}
 }
 
 // HandleRequest merges a peer's request at time now and returns the answer:
@@ -203,8 +203,8 @@ func (s *State) HandleRequest(req ExchangeRequest, now time.Time) (ExchangeRespo
 	if err == nil {
 		resp.Digest, resp.Members = s.table.answer(gen, req.Partial)
 		resp.Left = s.table.answerLeft(gen, req.Partial)
-		resp.Dead = s.table.answerDead(gen, req.Partial)
-		resp.Silent = s.table.answerSilent(gen, req.Partial)
+		resp.Dead = s.table.answerNotices(gen, req.Partial, false)
+		resp.Silent = s.table.answerNotices(gen, req.Partial, true)
 		resp.Want = want
 	}
 	return resp, s.flush(), err

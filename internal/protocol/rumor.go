@@ -126,8 +126,8 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 		From: s.addr, Cluster: s.cfg.ClusterName, Partial: true,
 		Members: s.table.withData(names, s.cfg.MaxMembers),
 		Left:    s.table.leftRecords(names),
-		Dead:    s.table.deadRecords(names),
-		Silent:  s.table.silentRecords(names),
+		Dead:    s.table.noticeRecords(names, false),
+		Silent:  s.table.noticeRecords(names, true),
 	}
 	if len(req.Members) == 0 && len(req.Left) == 0 && len(req.Dead) == 0 && len(req.Silent) == 0 || len(peers) == 0 {
 		return more

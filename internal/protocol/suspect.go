@@ -252,44 +252,6 @@ func (s *State) mergeSilent(u Entry, now time.Time, gen uint64, spread bool) {
 	s.debug(u.Addr, "gossip: member failed: notice of silence", "heartbeat", u.Heartbeat)
 }
 
-// silentDead reports whether e is remembered as dead by a notice of
-// silence.
-func (e *entry) silentDead() bool { return !e.alive && !e.left && e.noticed > 0 && e.silent }
-
-// silentDigest returns the notices of silence held, for
-// ExchangeRequest.Silent.
-func (t *table) silentDigest() []byte {
-	var d []byte
-	for _, e := range t.list {
-		if e.silentDead() {
-			d = noticeRecord(d, e)
-		}
-	}
-	return d
-}
-
-// silentRecords returns the notices of silence of those named, for a rumor.
-func (t *table) silentRecords(names []string) []byte {
-	var d []byte
-	for _, addr := range names {
-		if e := t.members[addr]; e != nil && e.silentDead() {
-			d = noticeRecord(d, e)
-		}
-	}
-	return d
-}
-
-// answerSilent is answerDead for the notices of silence.
-func (t *table) answerSilent(gen uint64, partial bool) []byte {
-	var d []byte
-	t.eachAnswered(gen, partial, func(e *entry) {
-		if e.silentDead() && (e.seen == gen && !e.theirLeft && !e.theirDead || e.seen != gen && !partial) {
-			d = noticeRecord(d, e)
-		}
-	})
-	return d
-}
-
 // The evidence a conviction needs.
 //
 // A probe to a live suspect fails when its request or its answer is lost:

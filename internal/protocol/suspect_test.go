@@ -141,7 +141,7 @@ func TestSuspectAndConfirm(t *testing.T) {
 			if c.convicted {
 				assert.Equal(t, Dead, st)
 				e := m.entryOf(peer(0))
-				assert.True(t, e.silentDead(), "by a notice of silence")
+				assert.True(t, e.heldNotice(true), "by a notice of silence")
 				assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, m.request().Silent), "held as a notice")
 				assert.Empty(t, m.request().Dead, "not as a refused dial's")
 				return
