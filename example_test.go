@@ -162,5 +162,5 @@ func Example_rpc() {
 // FalseReportProbability gives the chance of a false failure report.
 func ExampleFalseReportProbability() {
 	fmt.Printf("%.1e\n", gossip.FalseReportProbability(32, 0.1, gossip.Nfailures))
-	// Output: 1.2e-10
+	// Output: 3.8e-11
 }

@@ -101,13 +101,13 @@ import (
 //
 // Each member takes f as the share of its own last 64 calls unanswered
 // and D as the fewest failed probes that keep this bound at most 1e-9 (and
-// f^D at most 1e-6): D = 1 with no loss; at n = 32, 9 at 10% loss; at n =
-// 128, 6 at 1% and 10 at 10%. Where no D short of the failure time will do
-// (from 20% loss at n = 32), the rule convicts no one and the timeout rule
-// decides; the probes still go, and their answers carry fresher heartbeats.
-// So the rule's bound is at most 1e-9 per failure time for every n and loss
-// rate, and FalseReportProbability returns the sum of both rules' bounds:
-// for n = 32 at 10% loss, 9e-11 + 4e-11. It rests on independent losses and
+// f^D at most 1e-6): D = 1 with no loss; at n = 32, 7 at 5% loss; at n =
+// 128, 6 at 1% and 10 at 10%. Where D would be over 2 Ts, or not short of
+// the failure time (from about 9% loss at n = 32, 11% at n = 128), the rule
+// sends no probes and convicts no one, and the timeout rule decides. So the
+// rule's bound is at most 1e-9 per failure time for every n and loss rate,
+// and FalseReportProbability returns the sum of both rules' bounds: for
+// n = 128 at 10% loss, 3.8e-10 + 2.5e-14. It rests on independent losses and
 // a right estimate of f; docs/protocol.md compares it with the simulation.
 //
 // # A failure time from a target

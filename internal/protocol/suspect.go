@@ -18,10 +18,14 @@ import (
 //
 // Suspect. A live peer B whose heartbeat has not risen here for Ts =
 // SuspectRounds(n) rounds, floor(S(n)/2) + 1, is suspect (no event; a debug
-// record at most). In the simulation (internal/sim, TestStaleness) the
-// heartbeat of a live member is that stale at another member at about 1 of
-// 300 looks with no loss at n = 32, 1 of 11 at 30% loss: suspicion is
-// cheap and common, and convicts no one by itself.
+// record at most), once this member has known B alive for a spread time
+// S(n): before that, B's heartbeat may not flow here yet (a member that
+// joins learns every other from its seed, with heartbeats as stale as the
+// seed's copy; a cluster of 1,000 forming in one process held hundreds of
+// suspects a member without this). In the simulation (internal/sim,
+// TestStaleness) the heartbeat of a live member is that stale at another
+// member at about 1 of 300 looks with no loss at n = 32, 1 of 11 at 30%
+// loss: suspicion is cheap and common, and convicts no one by itself.
 //
 // Confirm. Each round while B is suspect, this member sends a probe (purpose
 // Probe, a partial exchange request naming only B at the heartbeat held here)
@@ -42,6 +46,16 @@ import (
 // timeout) convicts no one this way, and falls back to the timeout rule. A
 // member that finds its rounds were interrupted (a pause: see watch) drops
 // its suspicions, so that the time it was away accuses no one.
+//
+// Probes are load, and a member whose own view is stale sends them where
+// they help least. So a member probes no one while more than half of the
+// live members are suspect at once (it is more likely cut off or behind
+// than they are all silent: the minority side of a partition, a member
+// starved of CPU), nor while its own calls fail so often that a conviction
+// needs more than 2 Ts failed probes (see canConvict). In both cases the
+// timeout rule decides. Without these, 1,000 members forming in one process
+// on two cores sent 2.5 probes for every exchange, nearly all of which
+// timed out, and took 54 to 129 s to converge instead of about 30.
 //
 // The death then spreads as a notice of silence (the Silent field of the
 // messages; notice.go's machinery: rumors, notice records held for the
@@ -105,8 +119,9 @@ func (s *State) suspect(now time.Time, held []string) {
 		}
 	}
 	var probe []*entry
+	spread := time.Duration(SpreadRounds(s.table.live)) * s.cfg.Interval
 	for _, e := range s.table.list {
-		if !e.alive || e == s.table.self || now.Sub(e.lastRise) < ts {
+		if !e.alive || e == s.table.self || now.Sub(e.lastRise) < ts || now.Sub(e.since) < spread {
 			continue
 		}
 		sp := s.suspects[e.addr]
@@ -133,6 +148,9 @@ func (s *State) suspect(now time.Time, held []string) {
 	if len(probe) > maxProbed {
 		slices.SortStableFunc(probe, func(a, b *entry) int { return a.lastRise.Compare(b.lastRise) })
 		probe = probe[:maxProbed]
+	}
+	if len(s.suspects) > s.table.live/2 {
+		probe = nil
 	}
 	near := s.heldLive(held)
 	for _, e := range probe {
@@ -276,9 +294,10 @@ func (s *State) mergeSilent(u Entry, now time.Time, gen uint64, spread bool) {
 // seconds of its start. A member that hears from no
 // one, and so suspects everyone, still counts its unanswered calls to them:
 // its f is high, and it convicts no one. With no
-// loss D is one; at n = 32, 9 at 10% loss (f = 0.19); at n = 128, 6 at 1%
-// and 10 at 10%; at 30% at n = 32 no D short of the failure time will do,
-// and under such loss the rule gives way to the timeout. A member starved of
+// loss D is one; at n = 32, 7 at 5% loss and 9 at 10% (f = 0.19), more than
+// 2 Ts = 8, so the rule gives way to the timeout there (canConvict); at
+// n = 128, 6 at 1% and 10 at 10%; at 30% at n = 32 no D short of the
+// failure time would do. A member starved of
 // CPU, whose calls time out, raises its own f and so convicts more slowly
 // too.
 const (
@@ -327,11 +346,12 @@ func (r *reach) failRate(except string) float64 {
 	return float64(failed) / float64(sent)
 }
 
-// canConvict reports whether the suspect about can be convicted before the
-// timeout rule declares it dead anyway: whether Ts plus the rounds of
-// probes a conviction needs, max(W, D), fall short of the failure time.
-// Under heavy loss they do not: the rule convicts no one, and this member
-// sends no probes. (Their answers might carry a suspect's fresher heartbeat
+// canConvict reports whether the suspect about can be convicted soon
+// enough to be worth its probes: whether the failed probes a conviction
+// needs, D, are at most 2 Ts, and Ts plus max(W, D) fall short of the
+// failure time. Under loss or overload they do not (at n = 32 from about 9%
+// of messages lost, at n = 128 from 11%, at 1,000 from 10%): the rule convicts no one,
+// and this member sends no probes. (Their answers might carry a suspect's fresher heartbeat
 // and spare it the timeout rule: in the simulation at 50% loss, no false
 // report in 83 failure times with them, 6 without. But on members starved
 // of CPU, whose calls time out as under loss, the extra calls made every
@@ -343,9 +363,10 @@ func (s *State) canConvict(about string) bool {
 }
 
 // convictsBefore reports whether a suspicion after ts rounds, confirmed by
-// d failed probes, one a round, ends before a failure time of rounds.
+// d failed probes, one a round, with d at most 2 ts, ends before a failure
+// time of rounds.
 func convictsBefore(ts, d, rounds int) bool {
-	return d < rounds && ts+max(ConfirmRounds, d) < rounds
+	return d <= 2*ts && ts+max(ConfirmRounds, d) < rounds
 }
 
 // silentProbes returns D: the failed probes to a suspect that a conviction
@@ -486,11 +507,12 @@ func (s *State) answered(addr string) {
 //
 // D is chosen (evidenceFor) as the fewest that keep this at most
 // silenceTarget, 1e-9, by a member that estimated f exactly (and no fewer
-// than f^D at most 1e-6); where no D short of the failure time does, the
-// rule convicts no one (canConvict) and the bound is 0. So the bound is at
-// most 1e-9 per failure time for every n and loss: for n = 32, D = 9 and
-// 9e-11 at 10% loss; 0 from 20% (the rule is off); for n = 128, D = 6 at
-// 1% and 10 at 10%; for n = 1,000, D = 8 at 1% and 22 at 30%. The assumptions are those of the
+// than f^D at most 1e-6); where that D is over 2 Ts or not short of the
+// failure time, the rule convicts no one (canConvict) and the bound is 0.
+// So the bound is at most 1e-9 per failure time for every n and loss: for
+// n = 32, D = 7 and 1.1e-10 at 5% loss, and 0 from about 9% (the rule is
+// off); for n = 128, D = 6 at 1% and 10 at 10%; for n = 1,000, D = 8 at 1%,
+// and 0 at 30% (D would be 22). The assumptions are those of the
 // timeout rule's bound (independent losses, rounds in step) and an exact
 // estimate of f; the simulation's measured rates are in docs/protocol.md.
 func SilenceFalseReportProbability(n int, loss float64, nfailures int) float64 {

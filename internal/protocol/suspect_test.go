@@ -20,6 +20,7 @@ type silentSetup struct {
 func newSilentSetup(t *testing.T) *silentSetup {
 	m := newMember(t)
 	m.join(t, 4)
+	m.knownLong()
 	for i := range reachWindow { // no loss seen
 		m.reach.note(peer(i%4), true)
 	}
@@ -196,24 +197,27 @@ func TestEvidenceGrowsWithLoss(t *testing.T) {
 		name string
 		n    int
 		loss float64
-		want int // -1: the rule is off, no conviction before the failure time
+		want int  // -1: no D short of the failure time
+		on   bool // D is at most 2 Ts: the rule probes and convicts
 	}{
-		{"no loss", 32, 0, 1},
-		{"n=32, 10% loss", 32, 0.1, 9},
-		{"n=128, 1% loss", 128, 0.01, 6},
-		{"n=128, 10% loss", 128, 0.1, 10},
-		{"n=1000, 1% loss", 1000, 0.01, 8},
-		{"n=1000, 30% loss", 1000, 0.3, 22},
-		{"n=32, 30% loss", 32, 0.3, -1},
-		{"all lost", 32, 1, -1},
+		{"no loss", 32, 0, 1, true},
+		{"n=32, 5% loss", 32, 0.05, 7, true},
+		{"n=32, 10% loss", 32, 0.1, 9, false},
+		{"n=128, 1% loss", 128, 0.01, 6, true},
+		{"n=128, 10% loss", 128, 0.1, 10, true},
+		{"n=1000, 1% loss", 1000, 0.01, 8, true},
+		{"n=1000, 30% loss", 1000, 0.3, 22, false},
+		{"n=32, 30% loss", 32, 0.3, -1, false},
+		{"all lost", 32, 1, -1, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := 1 - (1-c.loss)*(1-c.loss)
 			rounds := 3 * SpreadRounds(c.n)
 			got := evidenceFor(c.n, rounds, f)
+			assert.Equal(t, c.on, convictsBefore(SuspectRounds(c.n), got, rounds), "D = %d", got)
 			if c.want < 0 {
-				assert.False(t, convictsBefore(SuspectRounds(c.n), got, rounds), "D = %d", got)
+				assert.Equal(t, math.MaxInt, got)
 				return
 			}
 			assert.Equal(t, c.want, got)
@@ -316,17 +320,23 @@ func TestProbeAnswerFromSelf(t *testing.T) {
 
 func TestProbesBounded(t *testing.T) {
 	m := newMember(t)
-	m.join(t, 8)
+	m.join(t, 12)
+	m.knownLong()
 	m.reach = reach{}
 	for i := range reachWindow {
 		m.reach.note(peer(i%4), true)
 	}
 	held := []string{peer(6), peer(7)}
-	// peer(0) to peer(5) go silent; peer(6) and peer(7) count on.
+	// peer(0) to peer(5) go silent, fewer than half the members; peer(6)
+	// to peer(11) count on.
 	var probes []Send
 	for r := int64(1); len(probes) == 0 && r < 20; r++ {
 		m.advance(time.Second)
-		m.HandleResponse(stranger, Exchange, ExchangeResponse{Digest: digestOf(full(peer(6), 100+r, 100, ""), full(peer(7), 100+r, 100, ""))}, m.now)
+		var live []Entry
+		for i := 6; i < 12; i++ {
+			live = append(live, full(peer(i), 100+r, 100, ""))
+		}
+		m.HandleResponse(stranger, Exchange, ExchangeResponse{Digest: digestOf(live...)}, m.now)
 		for _, s := range m.Tick(m.now, held).Send {
 			if s.Purpose == Probe {
 				probes = append(probes, s)
@@ -341,7 +351,7 @@ func TestProbesBounded(t *testing.T) {
 	assert.Contains(t, about, peer(0), "the stalest first, then in table order")
 	for _, p := range probes {
 		if p.About == peer(0) && p.To != peer(0) {
-			assert.Contains(t, []string{peer(6), peer(7), peer(1), peer(2), peer(3), peer(4), peer(5)}, p.To)
+			assert.NotEqual(t, peer(0), p.To)
 		}
 	}
 	// Once ProbeQuorum others answered, only the suspect is probed.
@@ -378,19 +388,21 @@ func (m *member) forget(addr string) { m.table.remove(addr) }
 func TestSilenceFalseReportProbability(t *testing.T) {
 	assert.Zero(t, SilenceFalseReportProbability(32, 0, 3), "no loss")
 	assert.Zero(t, SilenceFalseReportProbability(1, 0.1, 3), "alone")
-	p10 := SilenceFalseReportProbability(32, 0.1, 3)
+	p10 := SilenceFalseReportProbability(128, 0.1, 3)
 	assert.Greater(t, p10, 0.0)
 	assert.Less(t, p10, silenceTarget)
+	assert.Greater(t, SilenceFalseReportProbability(32, 0.05, 3), 0.0)
+	assert.Zero(t, SilenceFalseReportProbability(32, 0.1, 3), "at n = 32, D = 9 at 10% loss: over 2 Ts, the rule gives way")
 	assert.Zero(t, SilenceFalseReportProbability(32, 0.3, 3), "off under heavy loss")
 	for _, n := range []int{2, 8, 32, 128, 1000, 4096} {
 		for _, loss := range []float64{0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5} {
 			assert.LessOrEqual(t, SilenceFalseReportProbability(n, loss, 3), silenceTarget, "n=%d loss=%v: the target holds everywhere", n, loss)
 		}
 	}
-	assert.Equal(t, TimeoutFalseReportProbability(32, 0.1, 3)+p10, FalseReportProbability(32, 0.1, 3))
+	assert.Equal(t, TimeoutFalseReportProbability(128, 0.1, 3)+p10, FalseReportProbability(128, 0.1, 3))
 	assert.Equal(t, 1, evidenceFor(32, 18, 0))
 	assert.Equal(t, math.MaxInt, evidenceFor(32, 18, 1))
-	t.Logf("n=32: silence rule %.2g at 5%%, %.2g at 10%%; timeout rule %.2g at 10%%", SilenceFalseReportProbability(32, 0.05, 3), p10, TimeoutFalseReportProbability(32, 0.1, 3))
+	t.Logf("silence rule %.2g at n = 32, 5%%; %.2g at n = 128, 10%%; timeout rule %.2g at n = 128, 10%%", SilenceFalseReportProbability(32, 0.05, 3), p10, TimeoutFalseReportProbability(128, 0.1, 3))
 }
 
 func TestEvidenceMemoStaysBounded(t *testing.T) {
@@ -403,4 +415,66 @@ func TestEvidenceMemoStaysBounded(t *testing.T) {
 	got := s.silentProbes("")
 	assert.Equal(t, evidenceFor(s.table.live, int(s.FailureTime()/s.cfg.Interval), s.reach.failRate("")), got)
 	assert.Equal(t, 1, len(s.evidence), "the memo was emptied, then took the new key")
+}
+
+// TestSuspicionNeedsAFlowingHeartbeat: a member learnt of less than a spread
+// time ago is not suspected, however stale the heartbeat it came with (a
+// joiner learns hundreds of such from its seed); once known that long, it
+// is.
+func TestSuspicionNeedsAFlowingHeartbeat(t *testing.T) {
+	m := newSilentSetup(t)
+	spread := SpreadRounds(m.table.live)
+	require.Greater(t, spread, SuspectRounds(m.table.live))
+	m.join(t, 5) // peer(4) is new; peers 0 to 3 count on
+	for _, e := range m.table.list {
+		if e.addr != peer(4) {
+			e.since = m.now.Add(-time.Hour)
+		}
+	}
+	first := 0
+	for r := 1; r <= 3*spread && first == 0; r++ {
+		m.advance(time.Second)
+		m.hb++
+		var live []Entry
+		for i := range 4 {
+			live = append(live, full(peer(i), m.hb, 100, ""))
+		}
+		m.HandleResponse(stranger, Exchange, ExchangeResponse{From: stranger, Digest: digestOf(live...)}, m.now)
+		for _, s := range m.Tick(m.now, nil).Send {
+			if s.Purpose == Probe && s.About == peer(4) {
+				first = r
+			}
+		}
+	}
+	assert.Equal(t, SpreadRounds(m.table.live), first, "suspected once known for a spread time, not after Ts")
+}
+
+// TestMostSuspectProbesNone: a member that finds more than half of the live
+// members suspect at once is the one cut off, or behind (starved, or in a
+// forming cluster): it probes none of them, and so convicts none by
+// silence.
+func TestMostSuspectProbesNone(t *testing.T) {
+	for _, silent := range []int{2, 3} { // of 5 live, self included
+		m := newSilentSetup(t)
+		probed := 0
+		for r := 1; r <= 3*SpreadRounds(m.table.live); r++ {
+			m.advance(time.Second)
+			m.hb++
+			var live []Entry
+			for i := silent; i < 4; i++ {
+				live = append(live, full(peer(i), m.hb, 100, ""))
+			}
+			m.HandleResponse(stranger, Exchange, ExchangeResponse{From: stranger, Digest: digestOf(live...)}, m.now)
+			for _, s := range m.Tick(m.now, nil).Send {
+				if s.Purpose == Probe {
+					probed++
+				}
+			}
+		}
+		if silent*2 > m.table.live {
+			assert.Zero(t, probed, "%d of %d silent", silent, m.table.live)
+		} else {
+			assert.NotZero(t, probed, "%d of %d silent", silent, m.table.live)
+		}
+	}
 }
