@@ -188,15 +188,6 @@ func sendsOf(t testing.TB, out Output, p Purpose) []string {
 	return to
 }
 
-// knownLong makes every member of the table look known for an hour, as in a
-// cluster long formed: the silence rule suspects no member learnt of less
-// than a spread time ago.
-func (m *member) knownLong() {
-	for _, e := range m.table.list {
-		e.since = m.now.Add(-time.Hour)
-	}
-}
-
 // join adds n live peers, peer(0) to peer(n-1), each with its data, at the
 // member's time, as the answer to an exchange brings them (so that they are
 // no news to spread), and returns their addresses.

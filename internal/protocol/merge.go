@@ -108,7 +108,7 @@ func (s *State) mergeEntry(u Entry, now time.Time, gen uint64, spread bool) (wan
 			}
 		}
 	case s.revives(e, u.Heartbeat):
-		e.heartbeat, e.lastRise, e.since, e.left, e.noticed = u.Heartbeat, now, now, false, 0
+		e.heartbeat, e.lastRise, e.left, e.noticed = u.Heartbeat, now, false, 0
 		t.setAlive(e, true)
 		if newData {
 			e.version, e.data = u.Version, u.Data
@@ -143,7 +143,7 @@ func (s *State) add(u Entry, now time.Time, gen uint64, spread bool) {
 		s.debug(u.Addr, "gossip: membership table full; ignoring new member")
 		return
 	}
-	e := &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, since: now, alive: true, data: u.Data}
+	e := &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true, data: u.Data}
 	t.mark(e, gen, u.Heartbeat, u.Version)
 	t.put(e)
 	s.changed(Joined, e, now, spread)

@@ -18,14 +18,10 @@ import (
 //
 // Suspect. A live peer B whose heartbeat has not risen here for Ts =
 // SuspectRounds(n) rounds, floor(S(n)/2) + 1, is suspect (no event; a debug
-// record at most), once this member has known B alive for a spread time
-// S(n): before that, B's heartbeat may not flow here yet (a member that
-// joins learns every other from its seed, with heartbeats as stale as the
-// seed's copy; a cluster of 1,000 forming in one process held hundreds of
-// suspects a member without this). In the simulation (internal/sim,
-// TestStaleness) the heartbeat of a live member is that stale at another
-// member at about 1 of 300 looks with no loss at n = 32, 1 of 11 at 30%
-// loss: suspicion is cheap and common, and convicts no one by itself.
+// record at most). In the simulation (internal/sim, TestStaleness) the
+// heartbeat of a live member is that stale at another member at about 1 of
+// 300 looks with no loss at n = 32, 1 of 11 at 30% loss: suspicion is
+// cheap and common, and convicts no one by itself.
 //
 // Confirm. Each round while B is suspect, this member sends a probe (purpose
 // Probe, a partial exchange request naming only B at the heartbeat held here)
@@ -55,7 +51,7 @@ import (
 // needs more than 2 Ts failed probes (see canConvict). In both cases the
 // timeout rule decides. Without these, 1,000 members forming in one process
 // on two cores sent 2.5 probes for every exchange, nearly all of which
-// timed out, and took 54 to 129 s to converge instead of about 30.
+// timed out, and took 54 to 129 s to converge.
 //
 // The death then spreads as a notice of silence (the Silent field of the
 // messages; notice.go's machinery: rumors, notice records held for the
@@ -119,9 +115,8 @@ func (s *State) suspect(now time.Time, held []string) {
 		}
 	}
 	var probe []*entry
-	spread := time.Duration(SpreadRounds(s.table.live)) * s.cfg.Interval
 	for _, e := range s.table.list {
-		if !e.alive || e == s.table.self || now.Sub(e.lastRise) < ts || now.Sub(e.since) < spread {
+		if !e.alive || e == s.table.self || now.Sub(e.lastRise) < ts {
 			continue
 		}
 		sp := s.suspects[e.addr]

@@ -20,7 +20,6 @@ type silentSetup struct {
 func newSilentSetup(t *testing.T) *silentSetup {
 	m := newMember(t)
 	m.join(t, 4)
-	m.knownLong()
 	for i := range reachWindow { // no loss seen
 		m.reach.note(peer(i%4), true)
 	}
@@ -321,7 +320,6 @@ func TestProbeAnswerFromSelf(t *testing.T) {
 func TestProbesBounded(t *testing.T) {
 	m := newMember(t)
 	m.join(t, 12)
-	m.knownLong()
 	m.reach = reach{}
 	for i := range reachWindow {
 		m.reach.note(peer(i%4), true)
@@ -415,38 +413,6 @@ func TestEvidenceMemoStaysBounded(t *testing.T) {
 	got := s.silentProbes("")
 	assert.Equal(t, evidenceFor(s.table.live, int(s.FailureTime()/s.cfg.Interval), s.reach.failRate("")), got)
 	assert.Equal(t, 1, len(s.evidence), "the memo was emptied, then took the new key")
-}
-
-// TestSuspicionNeedsAFlowingHeartbeat: a member learnt of less than a spread
-// time ago is not suspected, however stale the heartbeat it came with (a
-// joiner learns hundreds of such from its seed); once known that long, it
-// is.
-func TestSuspicionNeedsAFlowingHeartbeat(t *testing.T) {
-	m := newSilentSetup(t)
-	spread := SpreadRounds(m.table.live)
-	require.Greater(t, spread, SuspectRounds(m.table.live))
-	m.join(t, 5) // peer(4) is new; peers 0 to 3 count on
-	for _, e := range m.table.list {
-		if e.addr != peer(4) {
-			e.since = m.now.Add(-time.Hour)
-		}
-	}
-	first := 0
-	for r := 1; r <= 3*spread && first == 0; r++ {
-		m.advance(time.Second)
-		m.hb++
-		var live []Entry
-		for i := range 4 {
-			live = append(live, full(peer(i), m.hb, 100, ""))
-		}
-		m.HandleResponse(stranger, Exchange, ExchangeResponse{From: stranger, Digest: digestOf(live...)}, m.now)
-		for _, s := range m.Tick(m.now, nil).Send {
-			if s.Purpose == Probe && s.About == peer(4) {
-				first = r
-			}
-		}
-	}
-	assert.Equal(t, SpreadRounds(m.table.live), first, "suspected once known for a spread time, not after Ts")
 }
 
 // TestMostSuspectProbesNone: a member that finds more than half of the live

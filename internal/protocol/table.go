@@ -9,7 +9,6 @@ type entry struct {
 	version   int64     // the heartbeat at which data was set (see Entry.Version)
 	data      []byte    // encoded application data; never modified in place
 	lastRise  time.Time // local time the heartbeat last rose
-	since     time.Time // local time it was added or came back alive
 	alive     bool
 	left      bool      // it left the cluster (see leave.go); then !alive
 	deadAt    time.Time // local time it was declared dead or left, if !alive
