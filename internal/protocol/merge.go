@@ -146,6 +146,7 @@ func (s *State) add(u Entry, now time.Time, gen uint64, spread bool) {
 	e := &entry{addr: u.Addr, heartbeat: u.Heartbeat, version: u.Version, lastRise: now, alive: true, data: u.Data}
 	t.mark(e, gen, u.Heartbeat, u.Version)
 	t.put(e)
+	t.grew = now
 	s.changed(Joined, e, now, spread)
 	s.debug(u.Addr, "gossip: member joined")
 }

@@ -23,6 +23,18 @@ import (
 // 300 looks with no loss at n = 32, 1 of 11 at 30% loss: suspicion is
 // cheap and common, and convicts no one by itself.
 //
+// A member whose table took a member new to it within the last Ts rounds
+// starts no suspicion: while a cluster forms or grows fast, the heartbeats
+// of the members it just learned of may not flow here yet (a member that
+// joins learns every other from its seed, with heartbeats as stale as the
+// seed's copy). Without this, 1,000 members forming in one process on two
+// cores sent 14,000 probes in their first 20 s, against 17,000 exchanges;
+// none with it. It counts from the last new member, not from when
+// each member was learned, so that a member silent soon after the cluster
+// formed is still suspected Ts rounds after its last heartbeat; a cluster
+// that takes a new member every Ts rounds or sooner, for as long as that
+// lasts, finds its silent members by the timeout rule.
+//
 // Confirm. Each round while B is suspect, this member sends a probe (purpose
 // Probe, a partial exchange request naming only B at the heartbeat held here)
 // to B itself and to ProbeFanout other live members chosen at random. A
@@ -115,12 +127,15 @@ func (s *State) suspect(now time.Time, held []string) {
 		}
 	}
 	var probe []*entry
+	growing := now.Sub(s.table.grew) < ts
 	for _, e := range s.table.list {
 		if !e.alive || e == s.table.self || now.Sub(e.lastRise) < ts {
 			continue
 		}
 		sp := s.suspects[e.addr]
 		switch {
+		case sp == nil && growing:
+			continue
 		case sp == nil:
 			s.suspects[e.addr] = &suspicion{heartbeat: e.heartbeat}
 			if s.cfg.Debug {

@@ -444,3 +444,48 @@ func TestMostSuspectProbesNone(t *testing.T) {
 		}
 	}
 }
+
+// A member whose table took a new member within the last Ts rounds starts
+// no suspicion; the silent peer(0) is suspected Ts rounds after the last new
+// member, and Ts rounds after its silence where the table stopped growing
+// before (TestSuspectAndConfirm).
+func TestGrowingTableSuspectsNoOne(t *testing.T) {
+	const grow = 8 // rounds in which a new member arrives
+	m := newSilentSetup(t)
+	var joined []Entry
+	first := 0
+	for r := 1; r <= 30 && first == 0; r++ {
+		m.advance(time.Second)
+		m.hb++
+		for i := range joined {
+			joined[i].Heartbeat = m.hb
+		}
+		var added []Entry
+		if r <= grow {
+			added = []Entry{full(peer(10+r), m.hb, 100, "d")}
+		}
+		live := append([]Entry{full(peer(1), m.hb, 100, ""), full(peer(2), m.hb, 100, ""), full(peer(3), m.hb, 100, "")}, joined...)
+		answered := false
+		for _, s := range m.Tick(m.now, nil).Send {
+			switch {
+			case s.Purpose == Probe && first == 0:
+				first = r
+				assert.Equal(t, peer(0), s.About)
+			case s.Purpose == Exchange && s.To != peer(0):
+				m.HandleResponse(s.To, Exchange, ExchangeResponse{From: s.To, Digest: digestOf(live...), Members: added}, m.now)
+				answered = true
+			}
+		}
+		if !answered {
+			m.HandleResponse(stranger, Exchange, ExchangeResponse{From: stranger, Digest: digestOf(live...), Members: added}, m.now)
+		}
+		for _, e := range added {
+			_, st := m.Lookup(e.Addr)
+			require.Equal(t, Alive, st, "new member %s", e.Addr)
+		}
+		joined = append(joined, added...)
+	}
+	ts := SuspectRounds(m.table.live)
+	require.Greater(t, grow, ts, "peer(0) is stale long enough to be suspected while the table grows")
+	assert.Equal(t, grow+ts, first, "first probe Ts rounds after the last new member")
+}

@@ -31,9 +31,10 @@ type table struct {
 	members map[string]*entry // by address, this member included once started
 	list    []*entry          // the same entries, in an order that depends only on the operations made, so that runs are repeatable
 	self    *entry
-	gen     uint64   // the last mark given to an update (see State.merge)
-	seen    []*entry // the entries marked with gen
-	live    int      // entries alive; changed only by put, remove and setAlive
+	gen     uint64    // the last mark given to an update (see State.merge)
+	seen    []*entry  // the entries marked with gen
+	live    int       // entries alive; changed only by put, remove and setAlive
+	grew    time.Time // local time a member new to this table was last added (see suspect.go)
 }
 
 // mark records that the update being merged under mark gen holds the
