@@ -14,7 +14,8 @@ import (
 // round is answered with their newer heartbeats.
 type silentSetup struct {
 	*member
-	hb int64 // the others' heartbeat
+	hb     int64   // the others' heartbeat
+	joined []Entry // members added by roundWith, counting on with the others
 }
 
 func newSilentSetup(t *testing.T) *silentSetup {
@@ -28,21 +29,41 @@ func newSilentSetup(t *testing.T) *silentSetup {
 
 // round moves the member on one interval and ticks; the round's exchange is
 // answered with the others' newer heartbeats. It returns the probes sent.
-func (m *silentSetup) round(t *testing.T) []Send {
+func (m *silentSetup) round(t *testing.T) []Send { return m.roundWith(t, nil) }
+
+// roundWith is round where the answer also brings the members added, new to
+// the member, which count on with the others from then on.
+func (m *silentSetup) roundWith(t *testing.T, added []Entry) []Send {
 	t.Helper()
 	m.advance(time.Second)
 	m.hb++
+	live := []Entry{full(peer(1), m.hb, 100, ""), full(peer(2), m.hb, 100, ""), full(peer(3), m.hb, 100, "")}
+	for i := range m.joined {
+		m.joined[i].Heartbeat = m.hb
+	}
+	resp := ExchangeResponse{Digest: digestOf(append(live, m.joined...)...), Members: added}
 	out := m.Tick(m.now, nil)
 	var probes []Send
+	answered := false
 	for _, s := range out.Send {
 		switch s.Purpose {
 		case Exchange:
-			m.HandleResponse(s.To, Exchange, ExchangeResponse{From: s.To, Digest: digestOf(
-				full(peer(1), m.hb, 100, ""), full(peer(2), m.hb, 100, ""), full(peer(3), m.hb, 100, ""))}, m.now)
+			resp.From = s.To
+			m.HandleResponse(s.To, Exchange, resp, m.now)
+			answered = true
 		case Probe:
 			probes = append(probes, s)
 		}
 	}
+	if !answered && len(added) > 0 {
+		resp.From = stranger
+		m.HandleResponse(stranger, Exchange, resp, m.now)
+	}
+	for _, e := range added {
+		_, st := m.Lookup(e.Addr)
+		require.Equal(t, Alive, st, "new member %s", e.Addr)
+	}
+	m.joined = append(m.joined, added...)
 	return probes
 }
 
@@ -452,38 +473,16 @@ func TestMostSuspectProbesNone(t *testing.T) {
 func TestGrowingTableSuspectsNoOne(t *testing.T) {
 	const grow = 8 // rounds in which a new member arrives
 	m := newSilentSetup(t)
-	var joined []Entry
 	first := 0
 	for r := 1; r <= 30 && first == 0; r++ {
-		m.advance(time.Second)
-		m.hb++
-		for i := range joined {
-			joined[i].Heartbeat = m.hb
-		}
 		var added []Entry
 		if r <= grow {
-			added = []Entry{full(peer(10+r), m.hb, 100, "d")}
+			added = []Entry{full(peer(10+r), m.hb+1, 100, "d")}
 		}
-		live := append([]Entry{full(peer(1), m.hb, 100, ""), full(peer(2), m.hb, 100, ""), full(peer(3), m.hb, 100, "")}, joined...)
-		answered := false
-		for _, s := range m.Tick(m.now, nil).Send {
-			switch {
-			case s.Purpose == Probe && first == 0:
-				first = r
-				assert.Equal(t, peer(0), s.About)
-			case s.Purpose == Exchange && s.To != peer(0):
-				m.HandleResponse(s.To, Exchange, ExchangeResponse{From: s.To, Digest: digestOf(live...), Members: added}, m.now)
-				answered = true
-			}
+		if probes := m.roundWith(t, added); len(probes) > 0 {
+			first = r
+			assert.Equal(t, peer(0), probes[0].About)
 		}
-		if !answered {
-			m.HandleResponse(stranger, Exchange, ExchangeResponse{From: stranger, Digest: digestOf(live...), Members: added}, m.now)
-		}
-		for _, e := range added {
-			_, st := m.Lookup(e.Addr)
-			require.Equal(t, Alive, st, "new member %s", e.Addr)
-		}
-		joined = append(joined, added...)
 	}
 	ts := SuspectRounds(m.table.live)
 	require.Greater(t, grow, ts, "peer(0) is stale long enough to be suspected while the table grows")
