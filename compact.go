@@ -80,10 +80,13 @@ type dictEntry struct {
 // miss: while a cluster forms, digests name many addresses a connection has
 // not carried yet, and walking the whole dictionary for each made a digest
 // cost O(n²) (1,000 members took 94 s to converge in the benchmark instead
-// of 19 s).
+// of 19 s). A packer drops the index after a message that did not look in
+// it, as nearly every message of a steady cluster does: kept, the indexes
+// held a tenth of a 128-member cluster's heap.
 type dict struct {
 	entries []dictEntry
 	index   map[string]int32 // number of each address's first entry; nil until a lookup needs it
+	looked  bool             // the index was looked in since the last dropUnused
 }
 
 // findWalk is how many numbers a lookup walks before it uses the index.
@@ -102,6 +105,14 @@ func (t *dict) add(addr []byte, hb, version int64) {
 }
 
 func (t *dict) reset() { clear(t.entries); t.entries = t.entries[:0]; t.index = nil }
+
+// dropUnused drops the index if no lookup used it since the last call.
+func (t *dict) dropUnused() {
+	if !t.looked {
+		t.index = nil
+	}
+	t.looked = false
+}
 
 // fit drops the spare capacity that appending left, a third of the
 // dictionary on average, once a message has added addresses: a dictionary
@@ -136,6 +147,7 @@ func (t *dict) find(addr []byte, from, n int) int {
 			}
 		}
 	}
+	t.looked = true
 	if i, ok := t.index[string(addr)]; ok && int(i) < n {
 		return int(i)
 	}
@@ -174,6 +186,7 @@ func (p *packer) pack(dst, d []byte) ([]byte, error) {
 	if p.d.len() > known {
 		p.d.fit()
 	}
+	p.d.dropUnused()
 	return out, err
 }
 

@@ -74,6 +74,28 @@ func TestPackSteadyRecordsTakeOneByte(t *testing.T) {
 	}
 }
 
+func TestPackerKeepsIndexOnlyWhileLookupsNeedIt(t *testing.T) {
+	const n = 64
+	p, u := newPacker(4096), newUnpacker(4096)
+	rs := members(n, 1000)
+	roundTrip(t, p, u, digestOf(rs))
+	assert.Nil(t, p.d.index, "a first digest looks nothing up")
+
+	shuffled := append([]rec(nil), rs...)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	roundTrip(t, p, u, digestOf(shuffled))
+	assert.NotNil(t, p.d.index, "a digest out of the dictionary's order needs the index")
+	roundTrip(t, p, u, digestOf(shuffled))
+	assert.NotNil(t, p.d.index, "in the order of the previous digest, but not of the dictionary")
+
+	for range 2 {
+		roundTrip(t, p, u, digestOf(rs))
+	}
+	assert.Nil(t, p.d.index, "a digest in the dictionary's order drops it")
+	roundTrip(t, p, u, digestOf(append(shuffled, rec{"10.9.9.9:1", 5, 0})))
+	assert.NotNil(t, p.d.index, "made again when needed")
+}
+
 func TestPackChanges(t *testing.T) {
 	p, u := newPacker(64), newUnpacker(64)
 	rs := members(10, 1000)
