@@ -182,6 +182,12 @@ func (q *eventQueue) run(ctx context.Context, clock Clock) {
 		p := q.q[0]
 		q.q[0] = pendingEvent{}
 		q.q = q.q[1:]
+		if len(q.q) == 0 {
+			// Let go of the array a burst of events grew (a cluster's
+			// forming fills it with one event a member), which would
+			// otherwise stay for the member's life.
+			q.q = nil
+		}
 		q.mu.Unlock()
 		ev := Event{Type: p.typ, Time: p.at, Missed: p.missed}
 		if p.typ != EventResync {

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -182,4 +183,23 @@ func TestEventsInACluster(t *testing.T) {
 	ev = nextEvent(t, ch)
 	assert.Equal(t, EventLeft, ev.Type)
 	assert.Equal(t, b.Addr(), ev.Member.Addr)
+}
+
+func TestEventQueueLetsGoOfADrainedBurst(t *testing.T) {
+	q := newEventQueue(100)
+	q.on = true
+	for i := range 50 {
+		q.push(pendingEvent{typ: EventJoined, addr: fmt.Sprintf("10.0.0.%d:1", i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); q.run(ctx, realClock{}) }()
+	for range 50 {
+		<-q.out
+	}
+	cancel()
+	<-done
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	assert.Zero(t, cap(q.q), "the array the burst grew is let go")
 }
