@@ -133,22 +133,27 @@ func (s *State) suspect(now time.Time, held []string) {
 			continue
 		}
 		sp := s.suspects[e.addr]
-		switch {
-		case sp == nil && growing:
+		if sp == nil && growing {
 			continue
+		}
+		// D and canConvict, once per suspect: a forming cluster of 1,000
+		// has hundreds of suspects a round.
+		d := s.silentProbes(e.addr)
+		convicts := s.canConvict(d)
+		switch {
 		case sp == nil:
 			s.suspects[e.addr] = &suspicion{heartbeat: e.heartbeat}
 			if s.cfg.Debug {
-				s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", s.silentProbes(e.addr))
+				s.debug(e.addr, "gossip: member suspected of silence", "silent", now.Sub(e.lastRise), "evidence", d)
 			}
-		case sp.rounds >= ConfirmRounds && sp.answers >= ProbeQuorum && sp.failed >= s.silentProbes(e.addr) && s.canConvict(e.addr):
+		case sp.rounds >= ConfirmRounds && sp.answers >= ProbeQuorum && sp.failed >= d && convicts:
 			delete(s.suspects, e.addr)
 			s.noticeDead(e, e.heartbeat, now, true)
 			e.silent = true
 			s.debug(e.addr, "gossip: member failed: silent", "silent", now.Sub(e.lastRise), "answers", sp.answers)
 			continue
 		}
-		if s.canConvict(e.addr) {
+		if convicts {
 			// Where the rule cannot convict, probes would only add load:
 			// on a member starved of CPU, whose calls time out, they
 			// make its peers late too, and more of them suspect.
@@ -356,9 +361,9 @@ func (r *reach) failRate(except string) float64 {
 	return float64(failed) / float64(sent)
 }
 
-// canConvict reports whether the suspect about can be convicted soon
-// enough to be worth its probes: whether the failed probes a conviction
-// needs, D, are at most 2 Ts, and Ts plus max(W, D) fall short of the
+// canConvict reports whether a suspect whose conviction needs d failed
+// probes (D, silentProbes) can be convicted soon enough to be worth its
+// probes: whether D is at most 2 Ts, and Ts plus max(W, D) fall short of the
 // failure time. Under loss or overload they do not (at n = 32 from about 9%
 // of messages lost, at n = 128 from 11%, at 1,000 from 10%): the rule convicts no one,
 // and this member sends no probes. (Their answers might carry a suspect's fresher heartbeat
@@ -367,10 +372,12 @@ func (r *reach) failRate(except string) float64 {
 // of CPU, whose calls time out as under loss, the extra calls made every
 // member later still, and 16 members at 20 ms rounds under the race
 // detector fell into a storm of timeouts.)
-func (s *State) canConvict(about string) bool {
-	rounds := int(s.FailureTime() / s.cfg.Interval)
-	return convictsBefore(SuspectRounds(s.table.live), s.silentProbes(about), rounds)
+func (s *State) canConvict(d int) bool {
+	return convictsBefore(SuspectRounds(s.table.live), d, s.failureRounds())
 }
+
+// failureRounds returns the failure time in rounds.
+func (s *State) failureRounds() int { return int(s.FailureTime() / s.cfg.Interval) }
 
 // convictsBefore reports whether a suspicion after ts rounds, confirmed by
 // d failed probes, one a round, with d at most 2 ts, ends before a failure
@@ -382,7 +389,7 @@ func convictsBefore(ts, d, rounds int) bool {
 // silentProbes returns D: the failed probes to a suspect that a conviction
 // needs (see above).
 func (s *State) silentProbes(about string) int {
-	k := evidenceKey{s.table.live, int(s.FailureTime() / s.cfg.Interval), s.reach.failRate(about)}
+	k := evidenceKey{s.table.live, s.failureRounds(), s.reach.failRate(about)}
 	d, ok := s.evidence[k]
 	if !ok {
 		if len(s.evidence) >= maxEvidenceMemo {
