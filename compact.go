@@ -75,8 +75,9 @@ type dictEntry struct {
 // was last sent of each. A packer looks an address up by walking from where
 // the previous record's was, which finds it at once when a digest lists the
 // addresses in the order it did before, as a member's digests do. Past
-// findWalk steps it looks in an index by address, made at the first such
-// miss: while a cluster forms, digests name many addresses a connection has
+// findWalk steps, and a walk of the dictionary's length in all for one
+// digest, it looks in an index by address, made at the first such miss:
+// while a cluster forms, digests name many addresses a connection has
 // not carried yet, and walking the whole dictionary for each made a digest
 // cost O(n²) (1,000 members took 94 s to converge in the benchmark instead
 // of 19 s). A packer drops the index after a message that did not look in
@@ -135,7 +136,7 @@ func (c *addrCache) prune(n int, keep func(addr string) bool) {
 	}
 }
 
-// findWalk is how many numbers a lookup walks before it uses the index.
+// findWalk is how many numbers a lookup walks, whatever its budget (find).
 const findWalk = 16
 
 func (t *dict) len() int { return len(t.entries) }
@@ -170,10 +171,20 @@ func (t *dict) fit() {
 	}
 }
 
-// find returns the number of addr among the first n, looking first at from
-// and on, or -1.
-func (t *dict) find(addr []byte, from, n int) int {
-	for k := 0; k < n && k < findWalk; k++ {
+// find returns the number of addr among the first n, or -1. It walks from
+// from on, wrapping around, findWalk steps and then as long as *budget
+// lasts, which each further step spends; past that it looks in the index.
+// A digest that names the dictionary's addresses in its order, all of them
+// or only some, as an answer's digest does (the entries newer than the
+// request's), then costs a walk of at most n steps in all and no index;
+// only a digest out of order, or naming many addresses the dictionary
+// lacks, makes one.
+func (t *dict) find(addr []byte, from, n int, budget *int) int {
+	k := 0
+	for ; k < n && (k < findWalk || *budget > 0); k++ {
+		if k >= findWalk {
+			*budget--
+		}
 		i := from + k
 		if i >= n {
 			i -= n
@@ -182,7 +193,7 @@ func (t *dict) find(addr []byte, from, n int) int {
 			return i
 		}
 	}
-	if n <= findWalk {
+	if k == n {
 		return -1
 	}
 	if t.index == nil {
@@ -246,10 +257,11 @@ func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
 	// which costs bytes but is no error, and a digest names each address
 	// once. So the first digest of a connection costs no lookups.
 	known := t.len()
+	budget := known // of find's walks past findWalk
 	err := protocol.ReadDigest(d, math.MaxInt, func(addr []byte, hb, version int64) error {
 		i := -1
 		if known > 0 {
-			i = t.find(addr, (prev+1)%known, known)
+			i = t.find(addr, (prev+1)%known, known, &budget)
 		}
 		if i < 0 {
 			if t.len() >= p.max {

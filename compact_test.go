@@ -93,6 +93,12 @@ func TestPackerKeepsIndexOnlyWhileLookupsNeedIt(t *testing.T) {
 		roundTrip(t, p, u, digestOf(rs))
 	}
 	assert.Nil(t, p.d.index, "a digest in the dictionary's order drops it")
+	var sparse []rec
+	for i := 0; i < n; i += findWalk + 5 {
+		sparse = append(sparse, rs[i])
+	}
+	roundTrip(t, p, u, digestOf(sparse))
+	assert.Nil(t, p.d.index, "some addresses, far apart but in the dictionary's order, as an answer names them")
 	roundTrip(t, p, u, digestOf(append(shuffled, rec{"10.9.9.9:1", 5, 0})))
 	assert.NotNil(t, p.d.index, "made again when needed")
 }
