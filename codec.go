@@ -226,7 +226,6 @@ func (c *serverCodec) unpackRequest(req *ExchangeRequest) error {
 // messages lean on: the dictionary of its packed digests, and the From and
 // Cluster that packed messages leave out when they repeat.
 type inflow struct {
-	names   *addrCache // for the dictionary
 	unpack  *unpacker
 	from    string // From and Cluster of the latest message that carried them
 	cluster string
@@ -244,7 +243,7 @@ func (in *inflow) take(max int, packed, digest *[]byte, from, cluster *string) (
 		return false, nil
 	}
 	if in.unpack == nil {
-		in.unpack = newUnpacker(max, in.names)
+		in.unpack = newUnpacker(max)
 	}
 	d, err := in.unpack.unpack(*packed)
 	if err != nil {
@@ -267,7 +266,7 @@ func (c *serverCodec) packResponse(body any) (any, error) {
 		return body, nil
 	}
 	if c.pack == nil {
-		c.pack = newPacker(c.cfg.MaxMembers, c.in.names)
+		c.pack = newPacker(c.cfg.MaxMembers)
 	}
 	out := *resp
 	var err error
@@ -401,7 +400,7 @@ func (c *clientCodec) packRequest(body any) (any, error) {
 		return body, nil
 	}
 	if c.pack == nil {
-		c.pack = newPacker(c.maxMembers, c.in.names)
+		c.pack = newPacker(c.maxMembers)
 	}
 	var err error
 	if c.buf, err = c.pack.pack(c.buf[:0], req.Digest); err != nil {

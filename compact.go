@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 )
@@ -64,8 +63,11 @@ const (
 )
 
 // dictEntry is one address of a dictionary and what was last sent for it.
-// The address is shared with the member's other dictionaries through its
-// addrCache.
+// The address is a copy of its own. Sharing one copy among a member's
+// dictionaries saved about 6% of the heap at 128 members, but cost CPU
+// where a cluster forms, where every new connection's first digest adds
+// every address: 15% of a forming cluster of 1,000 with package unique,
+// 10% with a map per member (its lookups, in a CPU profile).
 type dictEntry struct {
 	addr               string
 	heartbeat, version int64
@@ -84,56 +86,9 @@ type dictEntry struct {
 // it, as nearly every message of a steady cluster does: kept, the indexes
 // held a tenth of a 128-member cluster's heap.
 type dict struct {
-	names   *addrCache // shares addresses between dictionaries; nil: each a copy
 	entries []dictEntry
 	index   map[string]int32 // number of each address's first entry; nil until a lookup needs it
 	looked  bool             // the index was looked in since the last dropUnused
-}
-
-// addrCache holds one copy of each address a member's dictionaries hold, so
-// that they share it: each end of a connection keeps two dictionaries of
-// every member, and a member has several connections, so that copies of
-// their own took a third of the dictionaries' memory (16 of 48 bytes an
-// entry with IPv4 addresses). It is a cache: forgetting an address costs
-// only a copy, so the member prunes it to the addresses its table holds.
-// Interning with package unique instead cost 15% of the CPU of a forming
-// cluster of 1,000 members, where every new connection's first digest adds
-// every address. It is safe for concurrent use; a nil cache copies.
-type addrCache struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func newAddrCache() *addrCache { return &addrCache{m: make(map[string]string)} }
-
-// intern returns the cache's copy of addr, adding one if there is none.
-func (c *addrCache) intern(addr []byte) string {
-	if c == nil {
-		return string(addr)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.m[string(addr)]; ok {
-		return s
-	}
-	s := string(addr)
-	c.m[s] = s
-	return s
-}
-
-// prune forgets the addresses keep refuses, if the cache holds over twice
-// n plus a few: it keeps their copies while the table holds about n.
-func (c *addrCache) prune(n int, keep func(addr string) bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) <= 2*n+16 {
-		return
-	}
-	for a := range c.m {
-		if !keep(a) {
-			delete(c.m, a)
-		}
-	}
 }
 
 // findWalk is how many numbers a lookup walks, whatever its budget (find).
@@ -144,7 +99,7 @@ func (t *dict) len() int { return len(t.entries) }
 func (t *dict) addr(i int) string { return t.entries[i].addr }
 
 func (t *dict) add(addr []byte, hb, version int64) {
-	a := t.names.intern(addr)
+	a := string(addr)
 	t.entries = append(t.entries, dictEntry{a, hb, version})
 	if _, ok := t.index[a]; t.index != nil && !ok {
 		t.index[a] = int32(len(t.entries) - 1)
@@ -219,7 +174,7 @@ type packer struct {
 	d   dict
 }
 
-func newPacker(max int, names *addrCache) *packer { return &packer{max: max, d: dict{names: names}} }
+func newPacker(max int) *packer { return &packer{max: max} }
 
 // errDictFull stops a packing that would overflow the dictionary.
 var errDictFull = errors.New("dictionary full")
@@ -316,9 +271,7 @@ type unpacker struct {
 	d   dict
 }
 
-func newUnpacker(max int, names *addrCache) *unpacker {
-	return &unpacker{max: max, d: dict{names: names}}
-}
+func newUnpacker(max int) *unpacker { return &unpacker{max: max} }
 
 // unpack returns the digest that packed stands for, in the form of
 // internal/protocol's AppendDigest, and records what it received. An error

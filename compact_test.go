@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-	"unsafe"
 
 	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
@@ -62,7 +61,7 @@ func members(n int, hb int64) []rec {
 
 func TestPackSteadyRecordsTakeOneByte(t *testing.T) {
 	const n = 128
-	p, u := newPacker(4096, nil), newUnpacker(4096, nil)
+	p, u := newPacker(4096), newUnpacker(4096)
 	rs := members(n, 1_700_000_000_000_000) // heartbeats of microsecond clocks
 	first := roundTrip(t, p, u, digestOf(rs))
 	assert.Less(t, first, 13*n, "the first digest sends every address, but shortened")
@@ -77,7 +76,7 @@ func TestPackSteadyRecordsTakeOneByte(t *testing.T) {
 
 func TestPackerKeepsIndexOnlyWhileLookupsNeedIt(t *testing.T) {
 	const n = 64
-	p, u := newPacker(4096, nil), newUnpacker(4096, nil)
+	p, u := newPacker(4096), newUnpacker(4096)
 	rs := members(n, 1000)
 	roundTrip(t, p, u, digestOf(rs))
 	assert.Nil(t, p.d.index, "a first digest looks nothing up")
@@ -103,45 +102,8 @@ func TestPackerKeepsIndexOnlyWhileLookupsNeedIt(t *testing.T) {
 	assert.NotNil(t, p.d.index, "made again when needed")
 }
 
-func TestDictionariesShareAddresses(t *testing.T) {
-	names := newAddrCache()
-	p, u := newPacker(4096, names), newUnpacker(4096, names)
-	rs := members(32, 1000)
-	roundTrip(t, p, u, digestOf(rs))
-	other := newUnpacker(4096, names)
-	packed, err := newPacker(4096, nil).pack(nil, digestOf(rs))
-	require.NoError(t, err)
-	_, err = other.unpack(packed)
-	require.NoError(t, err)
-	for i := range rs {
-		a, b, c := p.d.addr(i), u.d.addr(i), other.d.addr(i)
-		require.Equal(t, rs[i].addr, a)
-		assert.True(t, unsafe.StringData(a) == unsafe.StringData(b) && unsafe.StringData(b) == unsafe.StringData(c),
-			"one copy of %s", a)
-	}
-	assert.Len(t, names.m, 32)
-
-	var nilCache *addrCache
-	assert.Equal(t, "a:1", nilCache.intern([]byte("a:1")), "a nil cache copies")
-}
-
-func TestAddrCachePrunesToTheTable(t *testing.T) {
-	names := newAddrCache()
-	for i := range 40 {
-		names.intern(fmt.Appendf(nil, "10.0.0.%d:1", i))
-	}
-	inTable := func(addr string) bool { return addr < "10.0.0.2" } // 10.0.0.0, 10.0.0.1, 10.0.0.10-19
-	names.prune(12, inTable)
-	assert.Len(t, names.m, 40, "not over twice the table and a few")
-	names.prune(10, inTable)
-	assert.Len(t, names.m, 12)
-	for a := range names.m {
-		assert.True(t, inTable(a), a)
-	}
-}
-
 func TestPackChanges(t *testing.T) {
-	p, u := newPacker(64, nil), newUnpacker(64, nil)
+	p, u := newPacker(64), newUnpacker(64)
 	rs := members(10, 1000)
 	roundTrip(t, p, u, digestOf(rs))
 
@@ -183,7 +145,7 @@ func TestPackChanges(t *testing.T) {
 
 func TestPackResetsAFullDictionary(t *testing.T) {
 	const max = 8
-	p, u := newPacker(max, nil), newUnpacker(max, nil)
+	p, u := newPacker(max), newUnpacker(max)
 	for gen := 0; gen < 5; gen++ {
 		var rs []rec
 		for i := 0; i < 5; i++ {
@@ -199,8 +161,8 @@ func TestPackResetsAFullDictionary(t *testing.T) {
 
 func TestUnpackRefusesMalformed(t *testing.T) {
 	base := func() *unpacker {
-		u := newUnpacker(4, nil)
-		_, err := u.unpack(packedOf(t, newPacker(4, nil), []rec{{"a:1", 10, 5}, {"b:1", 20, 0}}))
+		u := newUnpacker(4)
+		_, err := u.unpack(packedOf(t, newPacker(4), []rec{{"a:1", 10, 5}, {"b:1", 20, 0}}))
 		require.NoError(t, err)
 		return u
 	}
@@ -273,14 +235,14 @@ func packedOf(t *testing.T, p *packer, rs []rec) []byte {
 // one digest: it must not panic, and what it returns must be a digest the
 // protocol reads, within the bounds.
 func FuzzUnpack(f *testing.F) {
-	p := newPacker(fuzzMaxMembers, nil)
+	p := newPacker(fuzzMaxMembers)
 	first := packedOf(&testing.T{}, p, []rec{{"10.0.0.1:7000", 1 << 50, 1 << 49}, {"10.0.0.2:7000", 7, 7}})
 	next := packedOf(&testing.T{}, p, []rec{{"10.0.0.1:7000", 1<<50 + 3, 1 << 49}, {"10.0.0.3:7000", 1, 0}, {"10.0.0.2:7000", 9, 8}})
 	f.Add(next)
 	f.Add([]byte{1})
 	f.Add([]byte{0, 2, 0, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		u := newUnpacker(fuzzMaxMembers, nil)
+		u := newUnpacker(fuzzMaxMembers)
 		_, err := u.unpack(first)
 		require.NoError(t, err)
 		d, err := u.unpack(in)
@@ -303,7 +265,7 @@ func FuzzPackRoundTrip(f *testing.F) {
 	f.Add([]byte{0x11, 0x22, 0x33, 0x44, 0x55, 0, 0x66, 0x77, 0x18, 0, 0xf1, 0xe2})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const limit = 5
-		p, u := newPacker(limit, nil), newUnpacker(limit, nil)
+		p, u := newPacker(limit), newUnpacker(limit)
 		hb := make(map[string]rec)
 		var rs []rec
 		seen := make(map[string]bool)

@@ -140,7 +140,7 @@ func codecSeeds(t *testing.T) map[string][]byte {
 	valid := stream("Gossip.Exchange", exchange)
 	// Packed requests, as members send them: the second names the
 	// addresses of the first by number, and repeats nothing.
-	p := newPacker(fuzzMaxMembers, nil)
+	p := newPacker(fuzzMaxMembers)
 	pack := func(rs ...rec) []byte {
 		b, err := p.pack(nil, digestOf(rs))
 		require.NoError(t, err)

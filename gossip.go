@@ -148,7 +148,6 @@ type Gossip struct {
 
 	server *rpc.Server
 	pool   *clientPool
-	names  *addrCache // addresses shared by the packing dictionaries (compact.go)
 	conns  connSet
 
 	mismatch logLimit // rate-limits warnings about other clusters' members
@@ -196,7 +195,6 @@ func newGossip(cfg Config) (*Gossip, error) {
 	cfg, err := cfg.withDefaults()
 	g := &Gossip{
 		C:         make(chan bool, 1),
-		names:     newAddrCache(),
 		Tgossip:   cfg.GossipInterval,
 		Trpc:      cfg.RPCTimeout,
 		cfg:       cfg,
@@ -268,7 +266,6 @@ func (g *Gossip) Start() error {
 	}
 	g.server, g.ln, g.state, g.log = server, ln, stateRunning, log
 	g.pool = newClientPool(g.transport, &g.cfg, g.clock, &g.metrics)
-	g.pool.names = g.names
 	if !g.cfg.DisableDeathNotices {
 		g.pool.ended = g.connEnded
 	}
@@ -457,10 +454,6 @@ func (g *Gossip) tick() {
 	g.metrics.rounds.Add(1)
 	out := g.proto.Tick(now, held)
 	g.queueEvents(out)
-	g.names.prune(g.proto.Known(), func(addr string) bool {
-		_, st := g.proto.Lookup(addr)
-		return st != protocol.Unknown
-	})
 	g.mu.Unlock()
 	g.pool.closeIdle()
 	g.apply(out)

@@ -158,7 +158,7 @@ func TestMalformedPackedDigestClosesTheConnection(t *testing.T) {
 			conn, svc := servePair(t, &answered)
 			var stream bytes.Buffer
 			enc := gob.NewEncoder(&stream)
-			p := newPacker(100, nil)
+			p := newPacker(100)
 			first, err := p.pack(nil, digestOf(members(3, 10)))
 			require.NoError(t, err)
 			rawExchange(t, enc, 1, ExchangeRequest{From: "x:1", Packed: first})

@@ -30,7 +30,6 @@ type clientPool struct {
 	clock     Clock
 	metrics   *metrics
 	dials     chan struct{} // bounds the dials in flight (maxDialsInFlight)
-	names     *addrCache    // the member's addresses, shared by its connections' dictionaries
 	// ended, if set, is called with the address of a peer that ended a
 	// connection of the pool (see clientCodec), from net/rpc's reader
 	// goroutine: it must not block.
@@ -121,9 +120,7 @@ func (p *clientPool) get(ctx context.Context, addr string, keep bool) (pc *poole
 	if p.ended != nil {
 		ended = func() { p.ended(addr) }
 	}
-	codec := newClientCodec(countingConn{conn, p.metrics}, p.cfg, ended)
-	codec.in.names = p.names
-	c := rpc.NewClientWithCodec(codec)
+	c := rpc.NewClientWithCodec(newClientCodec(countingConn{conn, p.metrics}, p.cfg, ended))
 	// Clients are closed after unlocking: closing a connection waits for its
 	// reader goroutine to notice, which on a busy machine can take long
 	// enough to stall every caller waiting for the pool.

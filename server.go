@@ -89,7 +89,6 @@ func (g *Gossip) serve(ln net.Listener) {
 			defer g.conns.remove(conn)
 			counted := countingConn{conn, &g.metrics}
 			codec := newServerCodec(g.ctx, counted, st, &g.cfg, g.log.WithField("peer", conn.RemoteAddr().String()))
-			codec.in.names = g.names
 			g.server.ServeCodec(countingCodec{codec, &g.metrics})
 		}()
 	}

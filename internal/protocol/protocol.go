@@ -323,10 +323,6 @@ func (s *State) Counts() (alive, failed, leftCount int) {
 	return alive, failed, leftCount
 }
 
-// Known returns how many members the table holds, alive or remembered: the
-// sum of Counts, in O(1).
-func (s *State) Known() int { return len(s.table.list) }
-
 // heldLive returns those of held that are live peers.
 func (s *State) heldLive(held []string) []string {
 	live := make([]string, 0, len(held))
