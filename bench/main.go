@@ -20,7 +20,7 @@
 //	          the first and the last other member see the new value
 //	steady    after convergence and -settle, over -steady-time: bytes and
 //	          messages sent, process CPU time, all per member per second,
-//	          and heap in use per member (after GC, less the heap before).
+//	          and live heap per member (after GC, less the heap before).
 //	          The settle time lets memberlist's periodic push-pull start:
 //	          each node's first comes 30-60 s after it starts.
 //	loss      from convergence, -loss of all messages are lost for
