@@ -303,20 +303,13 @@ func writeHeapProfile(path string) error {
 	return nil
 }
 
-// heapLive returns the bytes of the objects alive after a garbage
-// collection (HeapAlloc then). Not HeapInuse, the spans holding them: how
-// full the spans are depends on what ran in the process before, so the
-// difference of two HeapInuse readings ran from 201 to 476 KiB a member for
-// the same code at n = 128, lower when other scenarios had run before in
-// the process (their freed objects leave spans with room that the new
-// cluster fills without taking new spans), and the two libraries' ratio
-// with it.
 // settledHeap returns the live heap once it has stopped falling, for up to
 // 10 s: the clusters of earlier scenarios in the process may still be
 // letting go of memory (goroutines ending, connections closing) when this
 // one starts, and what they free during the window would be taken off this
-// cluster's heap (with heapLive alone, 208 to 280 KiB a member at 128 in
-// one table run, against 283 in steady runs of a process of their own).
+// cluster's heap. It does not remove the whole difference: in a table run
+// with it, this library's heap at 128 was still 216 to 279 KiB a member,
+// against 280 to 285 in runs of the steady scenario alone.
 func settledHeap(ctx context.Context) uint64 {
 	h := heapLive()
 	for range 20 {
@@ -332,6 +325,14 @@ func settledHeap(ctx context.Context) uint64 {
 	return h
 }
 
+// heapLive returns the bytes of the objects alive after a garbage
+// collection (HeapAlloc then). Not HeapInuse, the spans holding them: how
+// full the spans are depends on what ran in the process before, so the
+// difference of two HeapInuse readings ran from 201 to 476 KiB a member for
+// the same code at n = 128, lower when other scenarios had run before in
+// the process (their freed objects leave spans with room that the new
+// cluster fills without taking new spans), and the two libraries' ratio
+// with it.
 func heapLive() uint64 {
 	runtime.GC()
 	var ms runtime.MemStats
