@@ -218,9 +218,12 @@ func TestStalledMemberHurtsNoOne(t *testing.T) {
 	requireView(t, gs, all, converge, "the stalled member is back after it resumes")
 	reports := w.finish()
 
-	// Each member runs at most maxExchangesInFlight exchanges, each bounded
-	// by Trpc; nothing waits on the stalled member for longer.
-	limit := before + n*maxExchangesInFlight*2
+	// Each member has at most maxExchangesInFlight exchanges and as many
+	// rumors under way, and maxProbesInFlight probes, each bounded by Trpc:
+	// nothing waits on the stalled member for longer. Calls that hung
+	// would add up to more: each member probes the stalled one, and 3
+	// others about it, every round of the stall.
+	limit := before + n*(2*maxExchangesInFlight+maxProbesInFlight)
 	t.Logf("goroutines: at most %d before, at most %d during a stall of %v (limit %d); connections: at most %d open; %d operations waited on the stall",
 		before, most, 20*trpc, limit, s.MaxOpen, s.StallWait)
 	assert.Empty(t, reports, "healthy members dropped while one member stalled")

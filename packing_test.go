@@ -209,8 +209,11 @@ func TestClientClosesConnectionOnMalformedPackedAnswer(t *testing.T) {
 	}()
 	err = c.Call(exchangeMethod, ExchangeRequest{From: "c:1"}, &ExchangeResponse{})
 	assert.ErrorContains(t, err, "malformed packed digest")
+	// The codec closed the connection. Whether net/rpc's reader has seen
+	// it yet (ErrShutdown) or not (the write fails on the closed pipe),
+	// the next call does not reach the server.
 	err = c.Call(exchangeMethod, ExchangeRequest{From: "c:1"}, &ExchangeResponse{})
-	assert.ErrorIs(t, err, rpc.ErrShutdown, "the connection is not used again")
+	assert.True(t, errors.Is(err, rpc.ErrShutdown) || errors.Is(err, io.ErrClosedPipe), "the connection is not used again: got %v", err)
 }
 
 // OldExchangeRequest and OldExchangeResponse are Gossip.Exchange's messages as members

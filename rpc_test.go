@@ -81,3 +81,33 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 		assert.Nil(t, g.lookup(e.Addr))
 	}
 }
+
+// A call of a method the member lacks is answered with an error and the
+// connection serves the next; calls sent together are all answered.
+func TestConnectionGoesOnAfterAnUnknownMethod(t *testing.T) {
+	gs := startCluster(t, 2, nil)
+	requireView(t, gs, addrsOf(gs...), converge, "converge")
+	c, err := rpc.Dial("tcp", gs[0].Addr())
+	require.NoError(t, err)
+	defer c.Close()
+
+	err = c.Call("Gossip.Nope", GetMembersRequest{}, &GetMembersResponse{})
+	require.ErrorContains(t, err, "can't find method")
+	var resp GetMembersResponse
+	require.NoError(t, c.Call("Gossip.GetMembers", GetMembersRequest{}, &resp), "the connection goes on after an unknown method")
+	assert.Equal(t, addrsOf(gs...), addrs(resp.Members))
+
+	calls := make([]*rpc.Call, 20)
+	for i := range calls {
+		calls[i] = c.Go("Gossip.GetMembers", GetMembersRequest{}, &GetMembersResponse{}, nil)
+	}
+	for i, call := range calls {
+		select {
+		case <-call.Done:
+			require.NoError(t, call.Error, "call %d", i)
+			assert.Len(t, call.Reply.(*GetMembersResponse).Members, 2, "call %d", i)
+		case <-time.After(converge):
+			t.Fatalf("call %d of %d sent together was not answered", i, len(calls))
+		}
+	}
+}
