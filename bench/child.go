@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +11,10 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +36,7 @@ const childEnv = "GOSSIP_BENCH_CHILD"
 const (
 	childMember = "member" // one member, reporting its view on stdout
 	childSpin   = "spin"   // one thread spinning
+	childRun    = "run"    // the bench itself, with Args (see steadyAlone)
 )
 
 // childSpec says what a child runs.
@@ -41,6 +47,7 @@ type childSpec struct {
 	Name     string        `json:",omitempty"` // member: memberlist's node name
 	Interval time.Duration `json:",omitempty"` // member: this library's GossipInterval
 	Target   float64       `json:",omitempty"` // member: this library's FalseReportTarget
+	Args     []string      `json:",omitempty"` // run: the command line
 }
 
 // childLine is one line a member child writes on its standard output: its
@@ -70,6 +77,10 @@ func runChild() (code int, ok bool) {
 		spin()
 	case childMember:
 		err = runMember(spec, os.Stdin, os.Stdout)
+	case childRun:
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, spec.Args, io.Discard, os.Stderr), true
 	default:
 		err = fmt.Errorf("unknown mode %q", spec.Mode)
 	}
@@ -311,4 +322,59 @@ func stopHogs(hogs []*child) {
 		}()
 	}
 	wg.Wait()
+}
+
+// runAlone runs scenario sc of lib at n in a child process of its own (the
+// bench again, with the same options) and returns its samples. The steady
+// scenario runs so by default (-steady-alone): its CPU and heap are then
+// those of one cluster, not also of what the clusters of earlier scenarios
+// leave behind in the process (goroutines and timers ending, memory let go
+// of during the window). The child's warnings are passed to warn.
+func runAlone(ctx context.Context, lib, sc string, n int, o options, warn func(string)) ([]sample, error) {
+	f, err := os.CreateTemp("", "bench-alone-*.json")
+	if err != nil {
+		return nil, err
+	}
+	path := f.Name()
+	f.Close()
+	defer os.Remove(path)
+	args := []string{"-libs", lib, "-n", strconv.Itoa(n), "-runs", "1", "-scenarios", sc, "-steady-alone=false", "-json", path,
+		"-steady-time", o.steadyTime.String(), "-settle", o.settle.String(), "-deadline", o.deadline.String(),
+		"-interval", o.interval.String(), "-target", strconv.FormatFloat(o.target, 'g', -1, 64)}
+	if o.memProfile != "" {
+		args = append(args, "-memprofile", o.memProfile)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := json.Marshal(childSpec{Mode: childRun, Args: args})
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = childProcAttr()
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	runErr := cmd.Run()
+	var said []string // the child's progress and error lines
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		switch {
+		case strings.HasPrefix(line, "warning: "):
+			warn(strings.TrimPrefix(line, "warning: "))
+		case strings.HasPrefix(line, "run "), strings.HasPrefix(line, "bench"):
+			said = append(said, line)
+		}
+	}
+	samples, err := readSamples(path)
+	if runErr != nil {
+		return samples, fmt.Errorf("%s in a process of its own: %w (%s)", sc, runErr, strings.Join(said, "; "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s in a process of its own: %w", sc, err)
+	}
+	return samples, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,4 +103,33 @@ func checkObserved(t *testing.T, c cluster, i int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("member %d: observed view %v, library's view %v", i, got, want)
+}
+
+// TestSteadyAlone runs the steady scenario of this library in a process of
+// its own, as the bench does by default, and reads back its samples; a
+// scenario that fails in the child is an error naming the child's reason.
+func TestSteadyAlone(t *testing.T) {
+	o := options{steadyTime: time.Second, settle: 0, deadline: 30 * time.Second}
+	var warnings []string
+	got, err := runAlone(context.Background(), libOurs, scSteady, 3, o, func(w string) { warnings = append(warnings, w) })
+	if err != nil {
+		t.Fatalf("runAlone: %v (warnings %q)", err, warnings)
+	}
+	metrics := map[string]float64{}
+	for _, s := range got {
+		if s.Lib != libOurs || s.N != 3 {
+			t.Errorf("sample %+v: want lib %s, n 3", s, libOurs)
+		}
+		metrics[s.Metric] = s.Value
+	}
+	for _, m := range []string{"bytes/member/s", "msgs/member/s", "CPU ms/member/s", "heap KiB/member"} {
+		if v, ok := metrics[m]; !ok || v <= 0 {
+			t.Errorf("%s = %v (present %v), want a positive figure", m, v, ok)
+		}
+	}
+
+	o.deadline = time.Millisecond // too short to converge
+	if _, err := runAlone(context.Background(), libOurs, scSteady, 3, o, func(string) {}); err == nil || !strings.Contains(err.Error(), "no convergence") {
+		t.Errorf("runAlone with a deadline of 1ms: error %v, want one saying there was no convergence", err)
+	}
 }

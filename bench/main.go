@@ -22,7 +22,11 @@
 //	          messages sent, process CPU time, all per member per second,
 //	          and live heap per member (after GC, less the heap before).
 //	          The settle time lets memberlist's periodic push-pull start:
-//	          each node's first comes 30-60 s after it starts.
+//	          each node's first comes 30-60 s after it starts. It runs in
+//	          a process of its own (the bench run again as a child) unless
+//	          -steady-alone=false: in one process with other scenarios,
+//	          what their clusters left behind changed both libraries' heap
+//	          figures by up to half.
 //	loss      from convergence, -loss of all messages are lost for
 //	          -loss-time: live members anyone reported dead, and the
 //	          (observer, member) pairs in which that happened
@@ -115,9 +119,12 @@ type config struct {
 	plotPath   string
 	markdown   bool
 	cpuProfile string
-	from       []string
-	sim        []string // simulation results to plot (-sim)
-	simPlot    string
+	// steadyAlone runs each steady window in a child process of its own
+	// (see runAlone).
+	steadyAlone bool
+	from        []string
+	sim         []string // simulation results to plot (-sim)
+	simPlot     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -141,7 +148,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.jsonPath, "json", "", "write the results as JSON to `file` (- for standard output)")
 	fs.StringVar(&c.plotPath, "plot", "", "draw converge, detect and data times against n into a PNG `file`")
 	fs.BoolVar(&c.markdown, "md", false, "print the table in markdown")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (of this process: with -steady-alone, not of the steady windows)")
+	fs.BoolVar(&c.steadyAlone, "steady-alone", true, "run each steady window in a process of its own, so that its CPU and heap are of that one cluster and not also of what earlier scenarios' clusters leave behind")
 	fs.StringVar(&c.opts.memProfile, "memprofile", "", "write a heap profile to `file` at the end of each steady window, after the GC that measures heap (each run replaces the last one's; use -runs 1 and -libs to pick one)")
 	from := fs.String("from", "", "run nothing: report the samples of earlier -json `files` (comma-separated) together")
 	sim := fs.String("sim", "", "run nothing: draw the simulation JSON `files` (comma-separated) of the root module's -sim.out or -model.out into -sim-plot, and print their medians")
@@ -306,9 +314,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 						break
 					}
 					t0 := time.Now()
-					got, err := runScenario(ctx, lib, sc, n, cfg.opts, func(w string) {
+					warn := func(w string) {
 						fmt.Fprintf(stderr, "warning: run %d n=%d %s %s: %s\n", r, n, lib, sc, w)
-					})
+					}
+					var got []sample
+					var err error
+					if sc == scSteady && cfg.steadyAlone {
+						got, err = runAlone(ctx, lib, sc, n, cfg.opts, warn)
+					} else {
+						got, err = runScenario(ctx, lib, sc, n, cfg.opts, warn)
+					}
 					for i := range got {
 						got[i].Run = r
 					}
@@ -339,7 +354,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Options: map[string]string{
 				"loss": fmt.Sprint(cfg.opts.loss), "loss-time": cfg.opts.lossTime.String(),
-				"steady-time": cfg.opts.steadyTime.String(), "settle": cfg.opts.settle.String(),
+				"steady-time": cfg.opts.steadyTime.String(), "settle": cfg.opts.settle.String(), "steady-alone": fmt.Sprint(cfg.steadyAlone),
 				"deadline": cfg.opts.deadline.String(),
 				"pause":    cfg.opts.pause.String(), "hog": fmt.Sprint(hogCount(cfg.opts)), "hog-time": cfg.opts.hogTime.String(),
 				"interval": oursInterval(cfg.opts).String(), "target": fmt.Sprint(cfg.opts.target),
