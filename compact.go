@@ -1,9 +1,11 @@
 package gossip
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 
 	"github.com/gossipfd/gossip/internal/protocol"
@@ -62,15 +64,20 @@ const (
 	maxRise   = 31
 )
 
-// dictEntry is one address of a dictionary and what was last sent for it.
-// The address is a copy of its own. Sharing one copy among a member's
-// dictionaries saved about 6% of the heap at 128 members, but cost CPU
-// where a cluster forms, where every new connection's first digest adds
-// every address: 15% of a forming cluster of 1,000 with package unique,
-// 10% with a map per member (its lookups, in a CPU profile).
+// dictEntry is one address of a dictionary, as its place in the
+// dictionary's arena, and what was last sent for it. Nothing in a
+// dictionary is a pointer, so the garbage collector does not scan it: a
+// member keeps two dictionaries per connection, each naming every member,
+// and at 1,000 members they were over a third of the heap. (A string per
+// address took 48 bytes an entry and a pointer to scan. Sharing one copy of
+// each address among a member's dictionaries saved about 6% of the heap at
+// 128 members, but cost CPU where a cluster forms, where every new
+// connection's first digest adds every address: 15% of a forming cluster
+// of 1,000 with package unique, 10% with a map per member.)
 type dictEntry struct {
-	addr               string
 	heartbeat, version int64
+	off                uint32 // of the address in the arena
+	n                  uint16 // its length, at most protocol.MaxAddrLen
 }
 
 // dict is one direction's dictionary: the addresses by number, with what
@@ -87,8 +94,13 @@ type dictEntry struct {
 // held a tenth of a 128-member cluster's heap.
 type dict struct {
 	entries []dictEntry
-	index   map[string]int32 // number of each address's first entry; nil until a lookup needs it
-	looked  bool             // the index was looked in since the last dropUnused
+	arena   []byte // the addresses, one after another
+	// index maps a hash of each address to the number of its first
+	// entry; nil until a lookup needs it. A hash names the wrong address
+	// only if two addresses collide, which find checks.
+	index  map[uint64]int32
+	seed   maphash.Seed
+	looked bool // the index was looked in since the last dropUnused
 }
 
 // findWalk is how many numbers a lookup walks, whatever its budget (find).
@@ -96,17 +108,34 @@ const findWalk = 16
 
 func (t *dict) len() int { return len(t.entries) }
 
-func (t *dict) addr(i int) string { return t.entries[i].addr }
-
-func (t *dict) add(addr []byte, hb, version int64) {
-	a := string(addr)
-	t.entries = append(t.entries, dictEntry{a, hb, version})
-	if _, ok := t.index[a]; t.index != nil && !ok {
-		t.index[a] = int32(len(t.entries) - 1)
-	}
+// addr returns the address numbered i, as a slice of the arena that the
+// caller must not change nor keep past the next add.
+func (t *dict) addr(i int) []byte {
+	e := t.entries[i]
+	return t.arena[e.off : e.off+uint32(e.n) : e.off+uint32(e.n)]
 }
 
-func (t *dict) reset() { clear(t.entries); t.entries = t.entries[:0]; t.index = nil }
+// add numbers addr, which is at most protocol.MaxAddrLen bytes long, next.
+func (t *dict) add(addr []byte, hb, version int64) {
+	if t.index != nil {
+		if h := t.hash(addr); !t.indexed(h) {
+			t.index[h] = int32(len(t.entries))
+		}
+	}
+	t.entries = append(t.entries, dictEntry{heartbeat: hb, version: version, off: uint32(len(t.arena)), n: uint16(len(addr))})
+	t.arena = append(t.arena, addr...)
+}
+
+func (t *dict) indexed(h uint64) bool { _, ok := t.index[h]; return ok }
+
+func (t *dict) hash(addr []byte) uint64 {
+	if t.seed == (maphash.Seed{}) {
+		t.seed = maphash.MakeSeed()
+	}
+	return maphash.Bytes(t.seed, addr)
+}
+
+func (t *dict) reset() { t.entries, t.arena, t.index = t.entries[:0], t.arena[:0], nil }
 
 // dropUnused drops the index if no lookup used it since the last call.
 func (t *dict) dropUnused() {
@@ -123,6 +152,9 @@ func (t *dict) dropUnused() {
 func (t *dict) fit() {
 	if cap(t.entries)-len(t.entries) > len(t.entries)/8 {
 		t.entries = append([]dictEntry(nil), t.entries...)
+	}
+	if cap(t.arena)-len(t.arena) > len(t.arena)/8 {
+		t.arena = append([]byte(nil), t.arena...)
 	}
 }
 
@@ -144,7 +176,7 @@ func (t *dict) find(addr []byte, from, n int, budget *int) int {
 		if i >= n {
 			i -= n
 		}
-		if t.addr(i) == string(addr) {
+		if bytes.Equal(t.addr(i), addr) {
 			return i
 		}
 	}
@@ -152,16 +184,29 @@ func (t *dict) find(addr []byte, from, n int, budget *int) int {
 		return -1
 	}
 	if t.index == nil {
-		t.index = make(map[string]int32, len(t.entries))
-		for i, e := range t.entries {
-			if _, ok := t.index[e.addr]; !ok {
-				t.index[e.addr] = int32(i)
+		t.index = make(map[uint64]int32, len(t.entries))
+		for i := range t.entries {
+			if h := t.hash(t.addr(i)); !t.indexed(h) {
+				t.index[h] = int32(i)
 			}
 		}
 	}
 	t.looked = true
-	if i, ok := t.index[string(addr)]; ok && int(i) < n {
-		return int(i)
+	i, ok := t.index[t.hash(addr)]
+	switch {
+	case !ok:
+		return -1
+	case bytes.Equal(t.addr(int(i)), addr):
+		if int(i) < n {
+			return int(i)
+		}
+		return -1
+	}
+	// Two addresses share a hash: look at every one.
+	for i := range n {
+		if bytes.Equal(t.addr(i), addr) {
+			return i
+		}
 	}
 	return -1
 }
@@ -371,7 +416,7 @@ func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, erro
 	if t.len() >= u.max {
 		return nil, fmt.Errorf("%w: dictionary over %d addresses", errBadPacked, u.max)
 	}
-	var prevAddr string
+	var prevAddr []byte
 	if m.prevAddr >= 0 {
 		prevAddr = t.addr(m.prevAddr)
 	}

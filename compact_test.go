@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/gossipfd/gossip/internal/protocol"
@@ -100,6 +101,34 @@ func TestPackerKeepsIndexOnlyWhileLookupsNeedIt(t *testing.T) {
 	assert.Nil(t, p.d.index, "some addresses, far apart but in the dictionary's order, as an answer names them")
 	roundTrip(t, p, u, digestOf(append(shuffled, rec{"10.9.9.9:1", 5, 0})))
 	assert.NotNil(t, p.d.index, "made again when needed")
+}
+
+// A dictionary finds an address whose hash the index gives to another one,
+// as when two addresses collide, by looking at every address.
+func TestDictFindsAnAddressPastAHashCollision(t *testing.T) {
+	var d dict
+	for i := range 40 {
+		d.add([]byte(fmt.Sprintf("10.0.0.%d:7000", i)), 1, 0)
+	}
+	budget := 0
+	b := []byte("10.0.0.33:7000")
+	require.Equal(t, 33, d.find(b, 0, d.len(), &budget), "past the walk, through the index")
+	d.index[d.hash(b)] = 5 // the hash of 33's address now names 5's
+	assert.Equal(t, 33, d.find(b, 0, d.len(), &budget), "a colliding hash")
+	assert.Equal(t, -1, d.find(b, 0, 30, &budget), "among the first 30 only")
+	assert.Equal(t, -1, d.find([]byte("10.0.0.99:7000"), 0, d.len(), &budget), "an address it lacks")
+}
+
+// Nothing a dictionary holds per address is a pointer, so that the garbage
+// collector need not scan dictionaries.
+func TestDictEntriesHoldNoPointers(t *testing.T) {
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[dictEntry]()) {
+		switch f.Type.Kind() {
+		case reflect.Int64, reflect.Uint32, reflect.Uint16:
+		default:
+			t.Errorf("dictEntry.%s is a %v", f.Name, f.Type)
+		}
+	}
 }
 
 func TestPackChanges(t *testing.T) {
