@@ -108,6 +108,14 @@ const findWalk = 16
 
 func (t *dict) len() int { return len(t.entries) }
 
+// full reports whether the dictionary can take no more addresses: it holds
+// max, or its arena could not number another address's place (4 GiB, which
+// only a MaxMembers in the millions could reach). Packer and unpacker hold
+// the same addresses, so they agree.
+func (t *dict) full(max int) bool {
+	return t.len() >= max || len(t.arena) > math.MaxUint32-protocol.MaxAddrLen
+}
+
 // addr returns the address numbered i, as a slice of the arena that the
 // caller must not change nor keep past the next add.
 func (t *dict) addr(i int) []byte {
@@ -264,7 +272,7 @@ func (p *packer) packOnce(dst, d []byte, flags uint64) ([]byte, error) {
 			i = t.find(addr, (prev+1)%known, known, &budget)
 		}
 		if i < 0 {
-			if t.len() >= p.max {
+			if t.full(p.max) {
 				return errDictFull
 			}
 			i = t.len()
@@ -413,7 +421,7 @@ func (u *unpacker) record(b []byte, m *msgState) ([]byte, error) {
 // bytes with the previous new one.
 func (u *unpacker) newRecord(prefix uint64, b []byte, m *msgState) ([]byte, error) {
 	t := &u.d
-	if t.len() >= u.max {
+	if t.full(u.max) {
 		return nil, fmt.Errorf("%w: dictionary over %d addresses", errBadPacked, u.max)
 	}
 	var prevAddr []byte

@@ -219,10 +219,10 @@ func TestStalledMemberHurtsNoOne(t *testing.T) {
 	reports := w.finish()
 
 	// Each member has at most maxExchangesInFlight exchanges and as many
-	// rumors under way, and maxProbesInFlight probes, each bounded by Trpc:
-	// nothing waits on the stalled member for longer. Calls that hung
-	// would add up to more: each member probes the stalled one, and 3
-	// others about it, every round of the stall.
+	// rumors under way, and maxProbesInFlight probes: a call beyond them is
+	// skipped, not queued, so however long the stalled member keeps calls
+	// waiting, the goroutines stay bounded. (Each call is also bounded by
+	// Trpc: TestOutgoingRPCHonoursTrpc.)
 	limit := before + n*(2*maxExchangesInFlight+maxProbesInFlight)
 	t.Logf("goroutines: at most %d before, at most %d during a stall of %v (limit %d); connections: at most %d open; %d operations waited on the stall",
 		before, most, 20*trpc, limit, s.MaxOpen, s.StallWait)
