@@ -36,7 +36,7 @@ const childEnv = "GOSSIP_BENCH_CHILD"
 const (
 	childMember = "member" // one member, reporting its view on stdout
 	childSpin   = "spin"   // one thread spinning
-	childRun    = "run"    // the bench itself, with Args (see steadyAlone)
+	childRun    = "run"    // the bench itself, with Args (see runAlone)
 )
 
 // childSpec says what a child runs.
