@@ -62,9 +62,7 @@ func TestExchangeWithAnotherClusterMergesNothing(t *testing.T) {
 	cfg.ClusterName = "blue"
 	g := startMember(t, cfg)
 	const stranger = "10.9.0.1:7000"
-	c, err := rpc.Dial("tcp", g.Addr())
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, g.Addr())
 
 	// The callee refuses another name, and the empty one, before merging.
 	for _, name := range []string{"green", ""} {
@@ -72,7 +70,7 @@ func TestExchangeWithAnotherClusterMergesNothing(t *testing.T) {
 		err := c.Call("Gossip.Exchange", req, &ExchangeResponse{})
 		assert.ErrorContains(t, err, "cluster name mismatch", "callee named blue, request named %q", name)
 	}
-	err = c.Call("Gossip.Gossip", GossipRequest{Members: []Member{{Addr: stranger, Heartbeat: 5}}}, &GossipResponse{})
+	err := c.Call("Gossip.Gossip", GossipRequest{Members: []Member{{Addr: stranger, Heartbeat: 5}}}, &GossipResponse{})
 	assert.ErrorContains(t, err, "carries no cluster name", "a push to a named member")
 	assert.Nil(t, g.lookup(stranger), "nothing merged")
 

@@ -60,9 +60,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	}
 
 	// The member still answers and gossips.
-	rc, err := rpc.Dial("tcp", target.Addr())
-	require.NoError(t, err)
-	defer rc.Close()
+	rc := plainClient(t, target.Addr())
 	var resp GetMembersResponse
 	require.NoError(t, rc.Call("Gossip.GetMembers", GetMembersRequest{}, &resp))
 	assert.Len(t, resp.Members, 3)

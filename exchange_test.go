@@ -3,7 +3,6 @@ package gossip
 import (
 	"context"
 	"net"
-	"net/rpc"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,10 +87,8 @@ func TestJoinerExchangesWithItsSeedAgain(t *testing.T) {
 func TestExchangeWithMalformedDigestIsRefused(t *testing.T) {
 	gs := startCluster(t, 2, nil)
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
-	c, err := rpc.Dial("tcp", gs[0].Addr())
-	require.NoError(t, err)
-	defer c.Close()
-	err = c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Digest: []byte{0x05, 'a'}}, &ExchangeResponse{})
+	c := plainClient(t, gs[0].Addr())
+	err := c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Digest: []byte{0x05, 'a'}}, &ExchangeResponse{})
 	assert.ErrorContains(t, err, "malformed digest")
 	// The connection and the member carry on.
 	var resp GetMembersResponse

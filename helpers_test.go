@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/rpc"
 	"sort"
 	"sync"
 	"testing"
@@ -69,6 +70,16 @@ func testConfig(t *testing.T, seeds ...string) Config {
 		RPCTimeout:     time.Second,
 		Logger:         quietLogger(t),
 	}
+}
+
+// plainClient dials addr with a plain net/rpc client, as the stats tool or
+// any other client would, and closes it when the test ends.
+func plainClient(t *testing.T, addr string) *rpc.Client {
+	t.Helper()
+	c, err := rpc.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // startMember starts a member and closes it when the test ends.

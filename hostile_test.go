@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"math"
-	"net/rpc"
 	"testing"
 	"time"
 
@@ -22,9 +21,7 @@ func TestForgedHugeHeartbeatDoesNotKillItsMember(t *testing.T) {
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
 	m := gs[2]
 
-	c, err := rpc.Dial("tcp", gs[0].Addr())
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, gs[0].Addr())
 	forged := time.Now().Add(protocol.MaxHeartbeatLead).UnixMicro() // the highest heartbeat gs[0] accepts
 	for _, hb := range []int64{math.MaxInt64, forged} {
 		req := ExchangeRequest{From: "10.9.9.9:1", Members: []Entry{{Addr: m.Addr(), Heartbeat: hb, WithData: true}}}

@@ -15,9 +15,7 @@ func TestPlainRPCClient(t *testing.T) {
 	gs := startCluster(t, 3, func(i int, c *Config) { c.Data = map[string]string{"role": "db"} })
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
 
-	c, err := rpc.Dial("tcp", gs[0].Addr())
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, gs[0].Addr())
 	var resp GetMembersResponse
 	require.NoError(t, c.Call("Gossip.GetMembers", GetMembersRequest{}, &resp))
 	assert.Equal(t, addrsOf(gs...), addrs(resp.Members))
@@ -46,16 +44,14 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 		c.MaxMembers = 50
 		return c
 	}())
-	c, err := rpc.Dial("tcp", g.Addr())
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, g.Addr())
 
 	// Too many members in one message: refused with an error.
 	many := make([]Entry, 51)
 	for i := range many {
 		many[i] = Entry{Addr: net.JoinHostPort("10.9.0.1", strconv.Itoa(i+1)), Heartbeat: 1, WithData: true}
 	}
-	err = c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: many}, &ExchangeResponse{})
+	err := c.Call("Gossip.Exchange", ExchangeRequest{From: "10.9.9.9:1", Members: many}, &ExchangeResponse{})
 	assert.ErrorContains(t, err, "51 members in one message")
 
 	// Many messages of fake members: the table stops at MaxMembers.
@@ -87,11 +83,9 @@ func TestHostileUpdatesAreBounded(t *testing.T) {
 func TestConnectionGoesOnAfterAnUnknownMethod(t *testing.T) {
 	gs := startCluster(t, 2, nil)
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
-	c, err := rpc.Dial("tcp", gs[0].Addr())
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, gs[0].Addr())
 
-	err = c.Call("Gossip.Nope", GetMembersRequest{}, &GetMembersResponse{})
+	err := c.Call("Gossip.Nope", GetMembersRequest{}, &GetMembersResponse{})
 	require.ErrorContains(t, err, "can't find method")
 	var resp GetMembersResponse
 	require.NoError(t, c.Call("Gossip.GetMembers", GetMembersRequest{}, &resp), "the connection goes on after an unknown method")

@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"context"
-	"net/rpc"
 	"testing"
 	"time"
 
@@ -13,9 +12,7 @@ import (
 func TestStatsRPCWithPlainClient(t *testing.T) {
 	gs := startCluster(t, 4, nil)
 	requireView(t, gs, addrsOf(gs...), converge, "converge")
-	c, err := rpc.Dial("tcp", gs[0].Addr())
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, gs[0].Addr())
 	stats := func() Stats {
 		var resp StatsResponse
 		require.NoError(t, c.Call("Gossip.Stats", StatsRequest{}, &resp))

@@ -117,9 +117,7 @@ func TestTLSRefusesPeersWithoutACertificateFromTheCA(t *testing.T) {
 
 	// Nor can a plain net/rpc client, or a TLS client without a
 	// certificate, read the members.
-	c, err := rpc.Dial("tcp", seed)
-	require.NoError(t, err)
-	defer c.Close()
+	c := plainClient(t, seed)
 	assert.Error(t, c.Call("Gossip.GetMembers", GetMembersRequest{}, &GetMembersResponse{}), "plain client")
 
 	for name, cfg := range map[string]*tls.Config{

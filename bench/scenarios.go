@@ -309,7 +309,9 @@ func writeHeapProfile(path string) error {
 // one starts, and what they free during the window would be taken off this
 // cluster's heap. It does not remove the whole difference: in a table run
 // with it, this library's heap at 128 was still 216 to 279 KiB a member,
-// against 280 to 285 in runs of the steady scenario alone.
+// against 280 to 285 in runs of the steady scenario alone. So the steady
+// scenario runs in a process of its own by default (runAlone), where this
+// wait finds nothing to settle; it matters with -steady-alone=false.
 func settledHeap(ctx context.Context) uint64 {
 	h := heapLive()
 	for range 20 {
