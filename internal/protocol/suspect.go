@@ -37,7 +37,7 @@ import (
 //
 // Confirm. Each round while B is suspect, this member sends a probe (purpose
 // Probe, a partial exchange request naming only B at the heartbeat held here)
-// to B itself and to ProbeFanout other live members chosen at random. A
+// to ProbeFanout other live members chosen at random, and to B itself. A
 // callee answers a partial request with B's entry only if it holds B's
 // heartbeat higher (B answers with its own, always higher): any fresher
 // heartbeat clears the suspicion through the ordinary merge, since B's
@@ -45,6 +45,23 @@ import (
 // without a higher heartbeat: B is not silent. The shell sends probes with a
 // short timeout (the root package's Config.ProbeTimeout) over connections
 // not kept, and reports each outcome (ProbeAnswered, ProbeFailed).
+//
+// The others are asked first, and B only once the first of them has
+// answered or failed, if B is still suspect then. Most suspicions of a
+// live member end there: its heartbeat is late at this member only, and an
+// other, asked over a connection this member already holds, carries a
+// fresher one. The probe to B would need a connection of its own, dialled
+// and closed for one call (a TCP handshake and gob's type descriptors on
+// both sides); in a steady 128-member cluster such probes made half of the
+// connections dialled. B is probed at once when no other is asked
+// (ProbeQuorum of them answered in earlier rounds, or there is none), and
+// at the next round, with the others, if no outcome of theirs came. A
+// silent B is thus probed a round trip to a held peer later, well within
+// the round: the rule's rounds and its bound are unchanged. (Asking one
+// other first and the rest only after it, which would save two probes of
+// three, made false reports: 83 in 60 simulated runs at 10% loss, against
+// none, as the share of unanswered calls is then estimated from fewer
+// calls.)
 //
 // B is declared dead at the round where it has been suspect through
 // ConfirmRounds rounds of probes, W, and meanwhile at least ProbeQuorum
@@ -108,6 +125,9 @@ type suspicion struct {
 	rounds    int   // rounds of probes sent
 	answers   int   // answers from others without fresher news
 	failed    int   // probes to the suspect itself that failed
+	// due holds the probe to the suspect itself until one of the others
+	// asked this round answers or fails (see Confirm above).
+	due []Send
 }
 
 // suspectTime returns Ts as a duration.
@@ -176,26 +196,45 @@ func (s *State) suspect(now time.Time, held []string) {
 // probe sends a round of probes about the suspect e: to e itself and, until
 // ProbeQuorum of them answered, to ProbeFanout other live members: those of
 // held (the live peers a connection is held to) first, in random order, so
-// that a probe seldom waits for a dial, and then others at random.
+// that a probe seldom waits for a dial, and then others at random. The
+// probe to e goes out once an other's outcome is in (probeDue), or now if
+// no other is asked or the last round's outcomes never came.
 func (s *State) probe(e *entry, held []string) {
 	sp := s.suspects[e.addr]
 	sp.rounds++
+	late := sp.due != nil
+	sp.due = nil
 	req := ExchangeRequest{From: s.addr, Cluster: s.cfg.ClusterName, Partial: true,
 		Digest: AppendDigest(nil, e.addr, e.heartbeat, e.version)}
-	s.out.Send = append(s.out.Send, Send{To: e.addr, Purpose: Probe, Req: req, About: e.addr})
+	direct := Send{To: e.addr, Purpose: Probe, Req: req, About: e.addr}
 	if sp.answers >= ProbeQuorum {
+		s.out.Send = append(s.out.Send, direct)
 		return
 	}
 	near := slices.DeleteFunc(slices.Clone(held), func(a string) bool { return a == e.addr })
 	far := slices.DeleteFunc(s.table.livePeers(), func(a string) bool { return a == e.addr || slices.Contains(near, a) })
-	sent := 0
+	var others []Send
 	for _, from := range [][]string{near, far} {
-		for i := 0; sent < ProbeFanout && i < len(from); i++ {
+		for i := 0; len(others) < ProbeFanout && i < len(from); i++ {
 			j := i + s.rng.IntN(len(from)-i)
 			from[i], from[j] = from[j], from[i]
-			s.out.Send = append(s.out.Send, Send{To: from[i], Purpose: Probe, Req: req, About: e.addr})
-			sent++
+			others = append(others, Send{To: from[i], Purpose: Probe, Req: req, About: e.addr})
 		}
+	}
+	if len(others) == 0 || late {
+		s.out.Send = append(append(s.out.Send, others...), direct)
+		return
+	}
+	s.out.Send = append(s.out.Send, others...)
+	sp.due = []Send{direct}
+}
+
+// probeDue sends the probe to the suspect about that waits for an outcome
+// of the others' (see Confirm above), if the suspicion still holds.
+func (s *State) probeDue(about string) {
+	if sp := s.suspectOf(about); sp != nil && sp.due != nil {
+		s.out.Send = append(s.out.Send, sp.due...)
+		sp.due = nil
 	}
 }
 
@@ -220,6 +259,7 @@ func (s *State) ProbeAnswered(addr, about string, resp ExchangeResponse, now tim
 			delete(s.suspects, about)
 		} else {
 			sp.answers++
+			s.probeDue(about)
 		}
 	}
 	return s.flush()
@@ -231,6 +271,7 @@ func (s *State) ProbeAnswered(addr, about string, resp ExchangeResponse, now tim
 func (s *State) ProbeFailed(addr, about string, now time.Time) Output {
 	if addr != about {
 		s.reach.note(addr, false)
+		s.probeDue(about)
 	}
 	if sp := s.suspectOf(about); sp != nil && addr == about {
 		sp.failed++

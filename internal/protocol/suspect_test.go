@@ -70,15 +70,31 @@ func (m *silentSetup) roundWith(t *testing.T, added []Entry) []Send {
 // answer carries out the probes: the suspect's fail, the others' are
 // answered with resp (which may carry fresher news).
 func (m *silentSetup) answer(probes []Send, resp func(to string) ExchangeResponse) Output {
-	var out Output
-	for _, p := range probes {
+	return m.carryOut(probes, func(p Send) Output {
 		if p.To == p.About {
-			o := m.ProbeFailed(p.To, p.About, m.now)
-			out.Events = append(out.Events, o.Events...)
-			continue
+			return m.ProbeFailed(p.To, p.About, m.now)
 		}
-		o := m.ProbeAnswered(p.To, p.About, resp(p.To), m.now)
+		return m.ProbeAnswered(p.To, p.About, resp(p.To), m.now)
+	})
+}
+
+// carryOut hands each probe to outcome, which reports its outcome to the
+// member, and carries out as well the probes those reports send (the one to
+// the suspect, sent once an other's outcome is in). It returns the events
+// and every probe carried out, in order.
+func (m *silentSetup) carryOut(probes []Send, outcome func(p Send) Output) Output {
+	var out Output
+	for len(probes) > 0 {
+		p := probes[0]
+		probes = probes[1:]
+		out.Send = append(out.Send, p)
+		o := outcome(p)
 		out.Events = append(out.Events, o.Events...)
+		for _, s := range o.Send {
+			if s.Purpose == Probe {
+				probes = append(probes, s)
+			}
+		}
 	}
 	return out
 }
@@ -104,44 +120,40 @@ func TestSuspectAndConfirm(t *testing.T) {
 		name string
 		// act carries out the first round of probes and returns whether a
 		// conviction may follow.
-		act       func(m *silentSetup, probes []Send)
+		act       func(m *silentSetup, probes []Send) Output
 		convicted bool
 	}{
-		{"others answer without news, the suspect is silent", func(m *silentSetup, probes []Send) {
-			m.answer(probes, nothingNew)
+		{"others answer without news, the suspect is silent", func(m *silentSetup, probes []Send) Output {
+			return m.answer(probes, nothingNew)
 		}, true},
-		{"another holds a fresher heartbeat", func(m *silentSetup, probes []Send) {
-			m.answer(probes, func(to string) ExchangeResponse {
+		{"another holds a fresher heartbeat", func(m *silentSetup, probes []Send) Output {
+			return m.answer(probes, func(to string) ExchangeResponse {
 				if to == peer(2) {
 					return ExchangeResponse{From: to, Digest: digestOf(full(peer(0), 101, 100, ""))}
 				}
 				return nothingNew(to)
 			})
 		}, false},
-		{"the suspect answers", func(m *silentSetup, probes []Send) {
-			for _, p := range probes {
-				m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
-			}
+		{"the suspect answers", func(m *silentSetup, probes []Send) Output {
+			return m.carryOut(probes, func(p Send) Output { return m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now) })
 		}, false},
-		{"no one answers", func(m *silentSetup, probes []Send) {
-			for _, p := range probes {
-				m.ProbeFailed(p.To, p.About, m.now)
-			}
+		{"no one answers", func(m *silentSetup, probes []Send) Output {
+			return m.carryOut(probes, func(p Send) Output { return m.ProbeFailed(p.To, p.About, m.now) })
 		}, false},
-		{"one other answers", func(m *silentSetup, probes []Send) {
+		{"one other answers", func(m *silentSetup, probes []Send) Output {
 			answered := false
-			for _, p := range probes {
+			return m.carryOut(probes, func(p Send) Output {
 				if p.To != p.About && !answered {
-					m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
 					answered = true
-				} else {
-					m.ProbeFailed(p.To, p.About, m.now)
+					return m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
 				}
-			}
+				return m.ProbeFailed(p.To, p.About, m.now)
+			})
 		}, false},
-		{"a notice of silence comes meanwhile", func(m *silentSetup, probes []Send) {
+		{"a notice of silence comes meanwhile", func(m *silentSetup, probes []Send) Output {
 			_, _, err := m.HandleRequest(ExchangeRequest{From: stranger, Partial: true, Silent: AppendDigest(nil, peer(0), 100, 100)}, m.now)
 			require.NoError(t, err)
+			return Output{}
 		}, true},
 	}
 	for _, c := range cases {
@@ -149,8 +161,12 @@ func TestSuspectAndConfirm(t *testing.T) {
 			m := newSilentSetup(t)
 			probes, rounds := m.suspectedAfter(t)
 			assert.Equal(t, ts, rounds, "suspected after Ts rounds")
-			assert.Equal(t, []string{peer(0), peer(1), peer(2), peer(3)}, sendsOf(t, Output{Send: probes}, Probe), "the suspect and ProbeFanout others")
-			for _, p := range probes {
+			assert.Equal(t, []string{peer(1), peer(2), peer(3)}, sendsOf(t, Output{Send: probes}, Probe), "ProbeFanout others, the suspect once one of them is heard from")
+			all := m.carryOut(probes, func(p Send) Output { return m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now) })
+			assert.Equal(t, []string{peer(0), peer(1), peer(2), peer(3)}, sendsOf(t, all, Probe), "the suspect and ProbeFanout others")
+			m = newSilentSetup(t)
+			probes, _ = m.suspectedAfter(t)
+			for _, p := range all.Send {
 				assert.Equal(t, peer(0), p.About)
 				assert.True(t, p.Req.Partial)
 				assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, p.Req.Digest))
@@ -171,6 +187,61 @@ func TestSuspectAndConfirm(t *testing.T) {
 			assert.Empty(t, eventsOf(out))
 		})
 	}
+}
+
+// The probe to the suspect itself waits for the first outcome of the
+// others' probes, and is not sent once one of them carried fresher news.
+func TestSuspectProbedAfterOthers(t *testing.T) {
+	t.Run("after the first outcome, once", func(t *testing.T) {
+		for _, answered := range []bool{true, false} {
+			m := newSilentSetup(t)
+			probes, _ := m.suspectedAfter(t)
+			require.Equal(t, []string{peer(1), peer(2), peer(3)}, sendsOf(t, Output{Send: probes}, Probe))
+			var out Output
+			if answered {
+				out = m.ProbeAnswered(probes[0].To, peer(0), nothingNew(probes[0].To), m.now)
+			} else {
+				out = m.ProbeFailed(probes[0].To, peer(0), m.now)
+			}
+			require.Equal(t, []string{peer(0)}, sendsOf(t, out, Probe), "answered %v", answered)
+			assert.Equal(t, []Entry{{Addr: peer(0), Heartbeat: 100, Version: 100}}, readEntries(t, out.Send[0].Req.Digest))
+			assert.Empty(t, m.ProbeAnswered(probes[1].To, peer(0), nothingNew(probes[1].To), m.now).Send, "only once")
+		}
+	})
+	t.Run("not once another has fresher news", func(t *testing.T) {
+		m := newSilentSetup(t)
+		probes, _ := m.suspectedAfter(t)
+		fresher := ExchangeResponse{Digest: digestOf(full(peer(0), 101, 100, ""))}
+		out := m.carryOut(probes, func(p Send) Output {
+			fresher.From = p.To
+			return m.ProbeAnswered(p.To, p.About, fresher, m.now)
+		})
+		assert.Equal(t, []string{peer(1), peer(2), peer(3)}, sendsOf(t, out, Probe))
+		assert.Nil(t, m.suspectOf(peer(0)))
+	})
+	t.Run("at the next round if no outcome came", func(t *testing.T) {
+		m := newSilentSetup(t)
+		m.suspectedAfter(t)
+		probes := m.round(t)
+		assert.Equal(t, []string{peer(0), peer(1), peer(2), peer(3)}, sendsOf(t, Output{Send: probes}, Probe))
+	})
+	t.Run("at once with no other to ask", func(t *testing.T) {
+		m := newMember(t)
+		m.join(t, 1)
+		for range reachWindow { // no loss seen, on calls to others
+			m.reach.note(stranger, true)
+		}
+		var probes []string
+		for r := 0; r < 20 && len(probes) == 0; r++ {
+			m.advance(time.Second)
+			for _, s := range m.Tick(m.now, nil).Send {
+				if s.Purpose == Probe {
+					probes = append(probes, s.To)
+				}
+			}
+		}
+		assert.Equal(t, []string{peer(0)}, probes)
+	})
 }
 
 func TestSilentConvictionSpreads(t *testing.T) {
@@ -374,9 +445,11 @@ func TestProbesBounded(t *testing.T) {
 		}
 	}
 	// Once ProbeQuorum others answered, only the suspect is probed.
-	for _, p := range probes {
+	for len(probes) > 0 {
+		p := probes[0]
+		probes = probes[1:]
 		if p.About == peer(0) && p.To != peer(0) {
-			m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now)
+			probes = append(probes, m.ProbeAnswered(p.To, p.About, nothingNew(p.To), m.now).Send...)
 		}
 	}
 	m.forget(peer(5)) // a suspect forgotten meanwhile
