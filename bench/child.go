@@ -344,6 +344,9 @@ func runAlone(ctx context.Context, lib, sc string, n int, o options, warn func(s
 	if o.memProfile != "" {
 		args = append(args, "-memprofile", o.memProfile)
 	}
+	if o.cpuProfile != "" {
+		args = append(args, "-steady-cpuprofile", o.cpuProfile)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err

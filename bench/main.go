@@ -150,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.markdown, "md", false, "print the table in markdown")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (of this process: with -steady-alone, not of the steady windows)")
 	fs.BoolVar(&c.steadyAlone, "steady-alone", true, "run each steady window in a process of its own, so that its CPU and heap are of that one cluster and not also of what earlier scenarios' clusters leave behind")
+	fs.StringVar(&c.opts.cpuProfile, "steady-cpuprofile", "", "write a CPU profile of each steady window to `file` (each run replaces the last one's; use -runs 1 and -libs to pick one)")
 	fs.StringVar(&c.opts.memProfile, "memprofile", "", "write a heap profile to `file` at the end of each steady window, after the GC that measures heap (each run replaces the last one's; use -runs 1 and -libs to pick one)")
 	from := fs.String("from", "", "run nothing: report the samples of earlier -json `files` (comma-separated) together")
 	sim := fs.String("sim", "", "run nothing: draw the simulation JSON `files` (comma-separated) of the root module's -sim.out or -model.out into -sim-plot, and print their medians")

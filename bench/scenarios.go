@@ -62,6 +62,7 @@ type options struct {
 	interval   time.Duration // this library's GossipInterval; 0 for its default
 	target     float64       // this library's FalseReportTarget; 0 for its default
 	memProfile string        // if set, a heap profile is written here after each steady window
+	cpuProfile string        // if set, a CPU profile of each steady window is written here
 }
 
 // sample is one measurement of one run.
@@ -236,13 +237,21 @@ func steady(ctx context.Context, c cluster, n int, o options, heap0 uint64, out 
 	if err := sleep(ctx, o.settle); err != nil {
 		return nil, err
 	}
+	stop, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
 	b0, m0 := c.traffic()
 	cpu0, t0 := cpuTime(), time.Now()
 	if err := sleep(ctx, o.steadyTime); err != nil {
+		stop()
 		return nil, err
 	}
 	b1, m1 := c.traffic()
 	cpu1, el := cpuTime(), time.Since(t0).Seconds()
+	if err := stop(); err != nil {
+		return nil, err
+	}
 	heap1 := heapLive()
 	if o.memProfile != "" {
 		if err := writeHeapProfile(o.memProfile); err != nil {
@@ -301,6 +310,30 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("-memprofile: %w", err)
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile written to path, replacing the file
+// of an earlier window, and returns what stops it; with no path it does
+// nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-steady-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-steady-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("-steady-cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // settledHeap returns the live heap once it has stopped falling, for up to
