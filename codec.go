@@ -135,6 +135,7 @@ type serverCodec struct {
 	slots   chan struct{} // one per request being handled
 	started bool          // a request has been read
 	broken  bool          // the stream can no longer be trusted
+	dead    bool          // a read failed: the connection is done
 	method  string        // of the request whose header was read last
 
 	// Packing (compact.go). The reader owns in; the writer (net/rpc writes
@@ -162,11 +163,13 @@ func newServerCodec(ctx context.Context, conn net.Conn, state *inbound, cfg *Con
 
 func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 	if c.broken {
+		c.dead = true
 		return io.EOF
 	}
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.done:
+		c.dead = true
 		return io.EOF
 	}
 	wait := c.cfg.IdleTimeout
@@ -283,6 +286,7 @@ func (c *serverCodec) packResponse(body any) (any, error) {
 
 // fail logs why the connection is being dropped and returns err.
 func (c *serverCodec) fail(what string, err error) error {
+	c.dead = true
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):

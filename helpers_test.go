@@ -62,7 +62,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // testConfig is a Config for a member on a free loopback port with a short
 // gossip interval.
-func testConfig(t *testing.T, seeds ...string) Config {
+func testConfig(t testing.TB, seeds ...string) Config {
 	return Config{
 		Addr:           "127.0.0.1:0",
 		Seeds:          seeds,
@@ -83,7 +83,7 @@ func plainClient(t *testing.T, addr string) *rpc.Client {
 }
 
 // startMember starts a member and closes it when the test ends.
-func startMember(t *testing.T, cfg Config) *Gossip {
+func startMember(t testing.TB, cfg Config) *Gossip {
 	t.Helper()
 	g, err := NewWithConfig(cfg)
 	require.NoError(t, err)
@@ -94,7 +94,7 @@ func startMember(t *testing.T, cfg Config) *Gossip {
 
 // startCluster starts n members; members 1..n-1 join through member 0.
 // tweak, if not nil, adjusts each member's Config.
-func startCluster(t *testing.T, n int, tweak func(i int, c *Config)) []*Gossip {
+func startCluster(t testing.TB, n int, tweak func(i int, c *Config)) []*Gossip {
 	t.Helper()
 	var gs []*Gossip
 	for i := 0; i < n; i++ {
@@ -132,7 +132,7 @@ func addrsOf(gs ...*Gossip) []string {
 }
 
 // requireView waits until every member in observers sees exactly want.
-func requireView(t *testing.T, observers []*Gossip, want []string, within time.Duration, msg string) {
+func requireView(t testing.TB, observers []*Gossip, want []string, within time.Duration, msg string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for _, g := range observers {
