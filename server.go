@@ -101,10 +101,10 @@ func (g *Gossip) serve(ln net.Listener) {
 // (and grows a new stack through gob and the merge each time). Serving in
 // place costs 17% less CPU per exchange between two idle members
 // (BenchmarkExchangeIdle: 322 µs against 386, two runs each). The handlers
-// never wait for anything but the
-// member's lock, and a client's calls on one connection queued behind one
-// another at the write lock anyway; requests that are not answered in time
-// wait at most the RPC timeout, as the write's deadline bounds each answer.
+// wait for nothing but the member's lock, and the answers to one
+// connection's calls went out one at a time under net/rpc's write lock
+// anyway; a request behind an answer that cannot be written waits at most
+// the RPC timeout, the write's deadline.
 func (g *Gossip) serveConn(codec *serverCodec) {
 	cc := countingCodec{codec, &g.metrics}
 	defer cc.Close()
