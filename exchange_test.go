@@ -110,11 +110,12 @@ func BenchmarkExchange(b *testing.B) {
 	}
 }
 
-// BenchmarkExchangeIdle measures an exchange between two members that are
-// idle between exchanges, 2 ms apart (in ns/op too), as members are between rounds: then
-// each message wakes threads that had gone to sleep, which costs far more
-// CPU than the exchange's own work (about 300 µs of CPU an exchange, against
-// 30 to 50 back to back, on the 2-core machine of docs/performance.md).
+// BenchmarkExchangeIdle measures an exchange between two members that idle
+// 2 ms between exchanges (counted in ns/op too), as members idle between
+// rounds: each message then wakes threads that had gone to sleep, which
+// costs far more CPU than the exchange's own work (about 320 µs of CPU an
+// exchange, against 30 to 50 for the same two members back to back, on the
+// 2-core machine of docs/performance.md).
 func BenchmarkExchangeIdle(b *testing.B) { benchmarkExchange(b, 2, 2*time.Millisecond) }
 
 func benchmarkExchange(b *testing.B, n int, gap time.Duration) {
