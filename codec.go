@@ -147,7 +147,9 @@ type serverCodec struct {
 	sentFrom bool   // a packed response carried From and Cluster
 }
 
-// maxRequestsInFlight bounds the requests one connection has being handled.
+// maxRequestsInFlight bounds the requests one connection has being handled,
+// for a codec served by net/rpc's ServeCodec; a member's serveConn handles
+// one at a time.
 const maxRequestsInFlight = 8
 
 func newServerCodec(ctx context.Context, conn net.Conn, state *inbound, cfg *Config, log logrus.FieldLogger) *serverCodec {
