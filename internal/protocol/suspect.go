@@ -127,7 +127,7 @@ type suspicion struct {
 	failed    int   // probes to the suspect itself that failed
 	// due holds the probe to the suspect itself until one of the others
 	// asked this round answers or fails (see Confirm above).
-	due []Send
+	due *Send
 }
 
 // suspectTime returns Ts as a duration.
@@ -226,14 +226,14 @@ func (s *State) probe(e *entry, held []string) {
 		return
 	}
 	s.out.Send = append(s.out.Send, others...)
-	sp.due = []Send{direct}
+	sp.due = &direct
 }
 
 // probeDue sends the probe to the suspect about that waits for an outcome
 // of the others' (see Confirm above), if the suspicion still holds.
 func (s *State) probeDue(about string) {
 	if sp := s.suspectOf(about); sp != nil && sp.due != nil {
-		s.out.Send = append(s.out.Send, sp.due...)
+		s.out.Send = append(s.out.Send, *sp.due)
 		sp.due = nil
 	}
 }
