@@ -353,6 +353,61 @@ type clientCodec struct {
 	method string       // of the latest request
 	in     inflow       // what the responses read so far leave to later ones
 	header rpc.Response // the latest response header read
+
+	hmu   sync.Mutex           // protects hooks
+	hooks map[uint64]*callHook // of the calls started by clientPool.start, by Seq
+}
+
+// hookedArgs are the args of a call started by clientPool.start: the
+// request, and the hook that ends the call.
+type hookedArgs struct {
+	args any
+	hook *callHook
+}
+
+// callHook ends a call started by clientPool.start exactly once, with the
+// first of its answer read (from net/rpc's reader goroutine), its timeout,
+// and the end of its connection.
+type callHook struct {
+	done    atomic.Bool
+	written bool // set by WriteRequest, in the goroutine that called Go
+	end     func(err error)
+}
+
+// finish ends the call with err, unless it has ended already.
+func (h *callHook) finish(err error) {
+	if h.done.CompareAndSwap(false, true) {
+		h.end(err)
+	}
+}
+
+func (c *clientCodec) addHook(seq uint64, h *callHook) {
+	c.hmu.Lock()
+	if c.hooks == nil {
+		c.hooks = make(map[uint64]*callHook)
+	}
+	c.hooks[seq] = h
+	c.hmu.Unlock()
+}
+
+// takeHook removes and returns the hook of call seq, or nil if it has none.
+func (c *clientCodec) takeHook(seq uint64) *callHook {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	h := c.hooks[seq]
+	delete(c.hooks, seq)
+	return h
+}
+
+// endHooks ends every hooked call with err: the connection is done.
+func (c *clientCodec) endHooks(err error) {
+	c.hmu.Lock()
+	hooks := c.hooks
+	c.hooks = nil
+	c.hmu.Unlock()
+	for _, h := range hooks {
+		h.finish(err)
+	}
 }
 
 func newClientCodec(conn net.Conn, cfg *Config, ended func()) *clientCodec {
@@ -367,7 +422,16 @@ func newClientCodec(conn net.Conn, cfg *Config, ended func()) *clientCodec {
 // WriteRequest writes a request. A request that could not be written
 // whole leaves the stream, and the dictionary of packed digests, in an
 // unknown state, so the connection is closed.
+//
+// The hook of a call started by clientPool.start is registered before the
+// request is written, as its answer may be read before the write returns,
+// and is taken back if the write fails.
 func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
+	var hook *callHook
+	if h, ok := body.(*hookedArgs); ok {
+		body, hook = h.args, h.hook
+		c.addHook(r.Seq, hook)
+	}
 	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	body, err := c.packRequest(body)
 	if err == nil {
@@ -386,6 +450,11 @@ func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
 	}
 	if err != nil {
 		c.conn.Close()
+		if hook != nil {
+			c.takeHook(r.Seq)
+		}
+	} else if hook != nil {
+		hook.written = true
 	}
 	return err
 }
@@ -425,11 +494,14 @@ func (c *clientCodec) packRequest(body any) (any, error) {
 // ReadResponseHeader waits for the next answer. An error other than the
 // connection being closed on this side means that the peer ended it (or
 // sent garbage), which is reported through ended. net/rpc's reader calls
-// it no more after an error.
+// it no more after an error, so the hooked calls end with it.
 func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
 	err := c.dec.Decode(r)
-	if err != nil && !errors.Is(err, net.ErrClosed) && c.ended != nil {
-		c.ended()
+	if err != nil {
+		if !errors.Is(err, net.ErrClosed) && c.ended != nil {
+			c.ended()
+		}
+		c.endHooks(err)
 	}
 	c.header = *r
 	return err
@@ -438,7 +510,8 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
 // ReadResponseBody reads a response's body into body, unpacking an
 // ExchangeResponse. If the body cannot be read or unpacked, the stream
 // and its dictionary can no longer be trusted: the connection is closed,
-// which ends net/rpc's reader.
+// which ends net/rpc's reader. A call started by clientPool.start then
+// ends through its hook, here, in net/rpc's reader goroutine.
 func (c *clientCodec) ReadResponseBody(body any) error {
 	err := c.dec.Decode(body)
 	if err == nil {
@@ -453,6 +526,12 @@ func (c *clientCodec) ReadResponseBody(body any) error {
 	}
 	if err != nil {
 		c.conn.Close()
+	}
+	if hook := c.takeHook(c.header.Seq); hook != nil {
+		if err == nil && c.header.Error != "" {
+			err = rpc.ServerError(c.header.Error)
+		}
+		hook.finish(err)
 	}
 	return err
 }

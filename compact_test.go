@@ -335,3 +335,44 @@ func FuzzPackRoundTrip(f *testing.F) {
 		flush()
 	})
 }
+
+func TestDictDropsSpareCapacityOnceSettled(t *testing.T) {
+	p, u := newPacker(1000), newUnpacker(1000)
+	all := members(200, 1)
+	for n := 10; n <= len(all); n += 10 {
+		roundTrip(t, p, u, digestOf(all[:n]))
+	}
+	for _, d := range []*dict{&p.d, &u.d} {
+		assert.True(t, d.spare, "growing: the spare capacity is kept for the next addresses")
+	}
+	roundTrip(t, p, u, digestOf(all)) // adds nothing
+	for _, d := range []*dict{&p.d, &u.d} {
+		assert.False(t, d.spare)
+		assert.LessOrEqual(t, cap(d.entries)-len(d.entries), len(d.entries)/8, "entries fitted")
+		assert.LessOrEqual(t, cap(d.arena)-len(d.arena), len(d.arena)/8, "arena fitted")
+	}
+}
+
+// BenchmarkPackForming packs and unpacks the digests of one connection
+// while a cluster of 1,000 forms: each adds 5 addresses to the last.
+func BenchmarkPackForming(b *testing.B) {
+	all := members(1000, 1)
+	var ds [][]byte
+	for n := 5; n <= len(all); n += 5 {
+		ds = append(ds, digestOf(all[:n]))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, u := newPacker(1000), newUnpacker(1000)
+		var buf []byte
+		for _, d := range ds {
+			var err error
+			if buf, err = p.pack(buf[:0], d); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := u.unpack(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -58,9 +58,15 @@ func (g *Gossip) apply(out protocol.Output) {
 	for _, m := range out.Send {
 		switch m.Purpose {
 		case protocol.Probe:
-			g.goBounded(g.psem, func(ctx context.Context) { g.probe(ctx, m) })
+			if !g.startHeld(g.psem, m, g.cfg.ProbeTimeout, g.probed) {
+				g.goBounded(g.psem, func(ctx context.Context) { g.probe(ctx, m) })
+			}
 		case protocol.Rumor:
 			g.goBounded(g.rsem, func(ctx context.Context) { g.send(ctx, m) })
+		case protocol.Exchange:
+			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, g.sent) {
+				g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) })
+			}
 		default:
 			g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) })
 		}
@@ -101,7 +107,51 @@ func (g *Gossip) writeLogs(logs []protocol.Log) {
 func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 	var resp ExchangeResponse
 	since := g.clock.Now()
-	if err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, m.Purpose.KeepConn()); err != nil {
+	err := g.pool.call(ctx, m.To, exchangeMethod, m.Req, &resp, m.Purpose.KeepConn())
+	return g.sent(m, &resp, err, since, true)
+}
+
+// startHeld starts the call of m over the connection held to m.To, if
+// there is one with no call under way, within timeout, and returns at once.
+// The call holds a slot of sem, and Close waits for it. Its outcome goes to
+// then, with inline unset, from net/rpc's reader goroutine as the answer
+// arrives (see clientPool.start): then must not wait for another call to
+// m.To. It returns false if it started nothing.
+func (g *Gossip) startHeld(sem chan struct{}, m protocol.Send, timeout time.Duration,
+	then func(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error) bool {
+	select {
+	case sem <- struct{}{}:
+	default:
+		return false
+	}
+	g.mu.Lock()
+	if g.state == stateClosed {
+		g.mu.Unlock()
+		<-sem
+		return false
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	resp := new(ExchangeResponse)
+	since := g.clock.Now()
+	ok := g.pool.start(m.To, exchangeMethod, m.Req, resp, timeout, func(err error) {
+		defer g.wg.Done()
+		defer func() { <-sem }()
+		then(m, resp, err, since, false)
+	})
+	if !ok {
+		<-sem
+		g.wg.Done()
+	}
+	return ok
+}
+
+// sent carries out the outcome of an exchange sent at since: a failure is
+// logged (and a refused dial reported, see refused); an answer is merged,
+// but an Announce's. The data the peer asks for is sent at once from this
+// goroutine if inline is set, else from a goroutine of the member.
+func (g *Gossip) sent(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error {
+	if err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "purpose": m.Purpose}).WithError(err).Debug("gossip: exchange failed")
 		if !g.cfg.DisableDeathNotices && refused(err) {
 			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
@@ -114,22 +164,28 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 	if m.Purpose == protocol.Announce {
 		return nil
 	}
-	g.merging(func(s *protocol.State, now time.Time) protocol.Output {
-		return s.HandleResponse(m.To, m.Purpose, resp, now)
-	})
+	g.merge(func(s *protocol.State, now time.Time) protocol.Output {
+		return s.HandleResponse(m.To, m.Purpose, *resp, now)
+	}, inline)
 	return nil
 }
 
 // probe sends a probe about a suspected member within the probe timeout,
 // over a held connection if there is one and else over one not kept, and
-// reports the outcome to the protocol (see internal/protocol's suspect.go).
-// A refused dial is reported as for any call.
+// reports the outcome to the protocol (see probed).
 func (g *Gossip) probe(ctx context.Context, m protocol.Send) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ProbeTimeout)
 	defer cancel()
 	var resp ExchangeResponse
 	since := g.clock.Now()
-	err := g.pool.call(ctx, m.To, "Gossip.Exchange", m.Req, &resp, false)
+	err := g.pool.call(ctx, m.To, exchangeMethod, m.Req, &resp, false)
+	g.probed(m, &resp, err, since, true)
+}
+
+// probed reports the outcome of a probe sent at since to the protocol (see
+// internal/protocol's suspect.go); a refused dial is reported as for any
+// call. The data the peer asks for is sent as sent sends it.
+func (g *Gossip) probed(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error {
 	if err == nil {
 		err = g.checkCluster(m.To, resp.Cluster)
 	}
@@ -138,17 +194,18 @@ func (g *Gossip) probe(ctx context.Context, m protocol.Send) {
 		if errors.Is(err, errDialQueued) {
 			// Held up behind other dials (say, to a silent host that
 			// hang): the probe never went out, and counts neither way.
-			return
+			return err
 		}
 		if !g.cfg.DisableDeathNotices && refused(err) {
 			g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.Refused(m.To, since, now) })
 		}
 		g.step(func(s *protocol.State, now time.Time) protocol.Output { return s.ProbeFailed(m.To, m.About, now) })
-		return
+		return err
 	}
-	g.merging(func(s *protocol.State, now time.Time) protocol.Output {
-		return s.ProbeAnswered(m.To, m.About, resp, now)
-	})
+	g.merge(func(s *protocol.State, now time.Time) protocol.Output {
+		return s.ProbeAnswered(m.To, m.About, *resp, now)
+	}, inline)
+	return nil
 }
 
 // refused reports whether a call failed because its dial was refused:
@@ -183,12 +240,19 @@ func (g *Gossip) connEnded(addr string) {
 // merging is step for the inputs that merge gossip into the table: it
 // counts them and their time for Stats, and sends the data a peer asked for
 // (purpose Push) at once from the calling goroutine.
-func (g *Gossip) merging(f func(s *protocol.State, now time.Time) protocol.Output) {
+func (g *Gossip) merging(f func(s *protocol.State, now time.Time) protocol.Output) { g.merge(f, true) }
+
+// merge is merging, which sends the data asked for from the calling
+// goroutine only if inline is set, else as apply sends messages.
+func (g *Gossip) merge(f func(s *protocol.State, now time.Time) protocol.Output, inline bool) {
 	start := time.Now()
 	var pushes []protocol.Send
 	g.step(func(s *protocol.State, now time.Time) protocol.Output {
 		out := f(s, now)
 		g.metrics.merged(start)
+		if !inline {
+			return out
+		}
 		rest := out.Send[:0:0]
 		for _, m := range out.Send {
 			if m.Purpose == protocol.Push {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/rpc"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -118,6 +119,46 @@ func BenchmarkExchange(b *testing.B) {
 // 2-core machine of docs/performance.md).
 func BenchmarkExchangeIdle(b *testing.B) { benchmarkExchange(b, 2, 2*time.Millisecond) }
 
+// BenchmarkRoundIdle is BenchmarkExchangeIdle with the exchange sent as a
+// round sends it (apply, as after Tick) and no goroutine waiting for its
+// end, as none waits in a round: the CPU of a round's exchange between two
+// idle members, both sides.
+func BenchmarkRoundIdle(b *testing.B) {
+	gs := startCluster(b, 2, func(i int, c *Config) {
+		c.GossipInterval = Tgossip
+		c.RPCTimeout = Trpc
+	})
+	requireView(b, gs, addrsOf(gs...), time.Minute, "converged")
+	g, to := gs[0], gs[1].Addr()
+	round := func() {
+		g.mu.Lock()
+		req, ok := g.proto.Request(to)
+		g.mu.Unlock()
+		if !ok {
+			b.Fatal("no exchange with the partner")
+		}
+		g.apply(protocol.Output{Send: []protocol.Send{{To: to, Purpose: protocol.Exchange, Req: req}}})
+	}
+	round() // the connection and its dictionaries
+	require.Eventually(b, func() bool { return len(g.pool.held()) == 1 }, time.Minute, time.Millisecond)
+	before := g.Stats()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPU(b)
+	for b.Loop() {
+		round()
+		time.Sleep(2 * time.Millisecond) // in ns/op too, as in benchmarkExchange
+	}
+	cpu := processCPU(b) - cpu0
+	b.StopTimer()
+	// Every exchange ended, none failed: each merged the partner's answer
+	// (the count includes the two members' own rounds, one a second).
+	require.Eventually(b, func() bool { return g.Stats().Merges-before.Merges >= uint64(b.N) }, time.Minute, time.Millisecond)
+	after := g.Stats()
+	require.Equal(b, before.RPCErrors+before.RPCTimeouts, after.RPCErrors+after.RPCTimeouts, "failed exchanges")
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+}
+
 func benchmarkExchange(b *testing.B, n int, gap time.Duration) {
 	gs := startCluster(b, n, func(i int, c *Config) {
 		c.GossipInterval = Tgossip
@@ -159,4 +200,67 @@ func processCPU(t testing.TB) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// stallingPeer is a net/rpc Gossip service whose Exchange answers at once
+// until stall is closed, and then waits for release.
+type stallingPeer struct {
+	stall, release chan struct{}
+	calls          atomic.Int32
+}
+
+func (p *stallingPeer) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
+	p.calls.Add(1)
+	select {
+	case <-p.stall:
+		<-p.release
+	default:
+	}
+	return nil
+}
+
+func TestRoundOverHeldConnectionEndsOnClose(t *testing.T) {
+	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
+	srv := rpc.NewServer()
+	require.NoError(t, srv.RegisterName("Gossip", peer))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	defer close(peer.release)
+	go srv.Accept(ln)
+	to := ln.Addr().String()
+
+	cfg := testConfig(t)
+	cfg.GossipInterval = time.Hour // no rounds but the test's
+	cfg.RPCTimeout = time.Hour
+	g := startMember(t, cfg)
+	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
+	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent), "no connection held yet")
+	ctx, cancel := context.WithTimeout(context.Background(), converge)
+	defer cancel()
+	require.NoError(t, g.send(ctx, round), "dials and keeps the connection")
+	require.Equal(t, []string{to}, g.pool.held())
+
+	// Answered from the connection's reader: the slot is given back.
+	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent))
+	require.Eventually(t, func() bool { return peer.calls.Load() == 2 && len(g.sem) == 0 }, converge, time.Millisecond)
+
+	// An exchange that waits for its answer holds a slot, and Close ends it
+	// without waiting for the RPC timeout.
+	close(peer.stall)
+	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent))
+	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent), "one call at a time on a connection")
+	require.Eventually(t, func() bool { return peer.calls.Load() == 3 }, converge, time.Millisecond)
+	assert.Len(t, g.sem, 1)
+	closed := make(chan struct{})
+	go func() {
+		g.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(converge):
+		t.Fatal("Close waited for an exchange's answer")
+	}
+	assert.Empty(t, g.sem)
 }

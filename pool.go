@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/rpc"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,6 +89,57 @@ func (p *clientPool) try(ctx context.Context, addr, method string, args, reply a
 			return fmt.Errorf("gossip: %s to %s: %w", method, addr, err)
 		}
 	}
+}
+
+// start starts a call to addr over the connection the pool holds to it,
+// if it holds one with no call under way, and returns without waiting for
+// the answer. done is called once, with the call's error: from net/rpc's
+// reader goroutine once the answer has been read into reply, when timeout
+// has passed, or when the connection ends. done must not wait for another
+// call over the same connection: the answer would never be read. start
+// returns false, and calls nothing, if it started no call: no such
+// connection, or one that turned out dead (which it closes).
+//
+// It saves the goroutines of call: one to make the call and wait for the
+// answer, which net/rpc's reader must wake. On an idle member each wakes a
+// thread (see docs/performance.md).
+func (p *clientPool) start(addr, method string, args, reply any, timeout time.Duration, done func(error)) bool {
+	now := p.clock.Now()
+	p.mu.Lock()
+	pc := p.clients[addr]
+	if p.closed || pc == nil || pc.inflight > 0 {
+		p.mu.Unlock()
+		return false
+	}
+	pc.used = now
+	pc.inflight++
+	p.mu.Unlock()
+
+	h := &callHook{}
+	var timer atomic.Pointer[time.Timer]
+	h.end = func(err error) {
+		if t := timer.Load(); t != nil {
+			t.Stop()
+		}
+		var serverErr rpc.ServerError
+		broken := err != nil && !errors.As(err, &serverErr)
+		p.release(addr, pc, broken)
+		if err != nil {
+			err = fmt.Errorf("gossip: %s to %s: %w", method, addr, err)
+		}
+		p.metrics.called(err)
+		done(err)
+	}
+	timer.Store(time.AfterFunc(timeout, func() { h.finish(context.DeadlineExceeded) }))
+	pc.c.Go(method, &hookedArgs{args: args, hook: h}, reply, make(chan *rpc.Call, 1))
+	if !h.written && h.done.CompareAndSwap(false, true) {
+		// Not sent: the connection had ended, or the write failed.
+		timer.Load().Stop()
+		p.release(addr, pc, true)
+		return false
+	}
+	p.metrics.sent.Add(1)
+	return true
 }
 
 // get returns the pooled client for addr, dialling one if there is none
