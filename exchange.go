@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/rpc"
 	"syscall"
 	"time"
 
@@ -58,14 +59,16 @@ func (g *Gossip) apply(out protocol.Output) {
 	for _, m := range out.Send {
 		switch m.Purpose {
 		case protocol.Probe:
-			if !g.startHeld(g.psem, m, g.cfg.ProbeTimeout, g.probed) {
-				g.goBounded(g.psem, func(ctx context.Context) { g.probe(ctx, m) })
+			probe := func(ctx context.Context) { g.probe(ctx, m) }
+			if !g.startHeld(g.psem, m, g.cfg.ProbeTimeout, g.probed, probe) {
+				g.goBounded(g.psem, probe)
 			}
 		case protocol.Rumor:
 			g.goBounded(g.rsem, func(ctx context.Context) { g.send(ctx, m) })
 		case protocol.Exchange:
-			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, g.sent) {
-				g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) })
+			send := func(ctx context.Context) { g.send(ctx, m) }
+			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, g.sent, send) {
+				g.goBounded(g.sem, send)
 			}
 		default:
 			g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) })
@@ -117,8 +120,15 @@ func (g *Gossip) send(ctx context.Context, m protocol.Send) error {
 // then, with inline unset, from net/rpc's reader goroutine as the answer
 // arrives (see clientPool.start): then must not wait for another call to
 // m.To. It returns false if it started nothing.
+//
+// If the connection ends before the answer comes (the peer closed it as
+// idle, or to make room for another; not a timeout), the call is made again
+// by again, if set, in a goroutine of the member (goBounded), over a new
+// connection: as clientPool.call tries a reused connection that turns out
+// dead once more, so that the round is not lost.
 func (g *Gossip) startHeld(sem chan struct{}, m protocol.Send, timeout time.Duration,
-	then func(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error) bool {
+	then func(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error,
+	again func(ctx context.Context)) bool {
 	select {
 	case sem <- struct{}{}:
 	default:
@@ -136,6 +146,12 @@ func (g *Gossip) startHeld(sem chan struct{}, m protocol.Send, timeout time.Dura
 	since := g.clock.Now()
 	ok := g.pool.start(m.To, exchangeMethod, m.Req, resp, timeout, func(err error) {
 		defer g.wg.Done()
+		if again != nil && connLost(err) {
+			<-sem
+			g.log.WithField("peer", m.To).WithError(err).Debug("gossip: held connection lost; calling again")
+			g.goBounded(sem, again)
+			return
+		}
 		defer func() { <-sem }()
 		then(m, resp, err, since, false)
 	})
@@ -146,10 +162,17 @@ func (g *Gossip) startHeld(sem chan struct{}, m protocol.Send, timeout time.Dura
 	return ok
 }
 
+// connLost reports whether a call over a held connection failed because the
+// connection ended, rather than by a timeout or an error of the callee.
+func connLost(err error) bool {
+	var serverErr rpc.ServerError
+	return err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &serverErr)
+}
+
 // sent carries out the outcome of an exchange sent at since: a failure is
 // logged (and a refused dial reported, see refused); an answer is merged,
 // but an Announce's. The data the peer asks for is sent at once from this
-// goroutine if inline is set, else from a goroutine of the member.
+// goroutine if inline is set, else from a goroutine of the member (merge).
 func (g *Gossip) sent(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error {
 	if err != nil {
 		g.log.WithFields(logrus.Fields{"peer": m.To, "purpose": m.Purpose}).WithError(err).Debug("gossip: exchange failed")
@@ -243,16 +266,15 @@ func (g *Gossip) connEnded(addr string) {
 func (g *Gossip) merging(f func(s *protocol.State, now time.Time) protocol.Output) { g.merge(f, true) }
 
 // merge is merging, which sends the data asked for from the calling
-// goroutine only if inline is set, else as apply sends messages.
+// goroutine only if inline is set, else from a goroutine of the member
+// started for them: never skipped, as apply may skip a message when too
+// many are in flight, nor held up behind the caller.
 func (g *Gossip) merge(f func(s *protocol.State, now time.Time) protocol.Output, inline bool) {
 	start := time.Now()
 	var pushes []protocol.Send
 	g.step(func(s *protocol.State, now time.Time) protocol.Output {
 		out := f(s, now)
 		g.metrics.merged(start)
-		if !inline {
-			return out
-		}
 		rest := out.Send[:0:0]
 		for _, m := range out.Send {
 			if m.Purpose == protocol.Push {
@@ -264,13 +286,33 @@ func (g *Gossip) merge(f func(s *protocol.State, now time.Time) protocol.Output,
 		out.Send = rest
 		return out
 	})
-	for _, m := range pushes {
-		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RPCTimeout)
-		if err := g.send(ctx, m); err != nil {
-			g.log.WithField("peer", m.To).WithError(err).Debug("gossip: sending data failed")
-		}
-		cancel()
+	if len(pushes) == 0 {
+		return
 	}
+	push := func() {
+		for _, m := range pushes {
+			ctx, cancel := context.WithTimeout(g.ctx, g.cfg.RPCTimeout)
+			if err := g.send(ctx, m); err != nil {
+				g.log.WithField("peer", m.To).WithError(err).Debug("gossip: sending data failed")
+			}
+			cancel()
+		}
+	}
+	if inline {
+		push()
+		return
+	}
+	g.mu.Lock()
+	if g.state == stateClosed {
+		g.mu.Unlock()
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		push()
+	}()
 }
 
 // contact exchanges with a seed or dead member: a seed's name may resolve to

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/rpc"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -203,14 +204,19 @@ func processCPU(t testing.TB) time.Duration {
 }
 
 // stallingPeer is a net/rpc Gossip service whose Exchange answers at once
-// until stall is closed, and then waits for release.
+// until stall is closed, and then waits for release. Its next answer asks
+// for the data of the member named in want, if set.
 type stallingPeer struct {
 	stall, release chan struct{}
 	calls          atomic.Int32
+	want           atomic.Pointer[string]
 }
 
 func (p *stallingPeer) Exchange(req ExchangeRequest, resp *ExchangeResponse) error {
 	p.calls.Add(1)
+	if w := p.want.Swap(nil); w != nil {
+		resp.Want = []string{*w}
+	}
 	select {
 	case <-p.stall:
 		<-p.release
@@ -219,37 +225,114 @@ func (p *stallingPeer) Exchange(req ExchangeRequest, resp *ExchangeResponse) err
 	return nil
 }
 
-func TestRoundOverHeldConnectionEndsOnClose(t *testing.T) {
-	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
+// servePeer serves p on a loopback port until the test ends and returns
+// its address, and a function that closes the connections it accepted.
+func servePeer(t *testing.T, p *stallingPeer) (string, func()) {
 	srv := rpc.NewServer()
-	require.NoError(t, srv.RegisterName("Gossip", peer))
+	require.NoError(t, srv.RegisterName("Gossip", p))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer ln.Close()
-	defer close(peer.release)
-	go srv.Accept(ln)
-	to := ln.Addr().String()
+	var mu sync.Mutex
+	var conns []net.Conn
+	cut := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go srv.ServeConn(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		close(p.release)
+		cut()
+	})
+	return ln.Addr().String(), cut
+}
+
+func TestRoundOverLostConnectionIsSentAgain(t *testing.T) {
+	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
+	to, cut := servePeer(t, peer)
+	cfg := testConfig(t)
+	cfg.GossipInterval = time.Hour // no rounds but the test's
+	g := startMember(t, cfg)
+	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), converge)
+		require.NoError(t, g.send(ctx, round), "dials and keeps a connection")
+		cancel()
+		calls := peer.calls.Load()
+		// The peer closes the connection, as a member closes one idle or
+		// to make room. The round written to it before this member
+		// noticed is made again over a new one; one started after goes
+		// over a new one at once.
+		cut()
+		g.apply(protocol.Output{Send: []protocol.Send{round}})
+		require.Eventually(t, func() bool { return peer.calls.Load() == calls+1 && len(g.sem) == 0 }, converge, time.Millisecond,
+			"round %d reached the peer", i)
+	}
+}
+
+func TestRoundOverHeldConnectionSendsDataAsked(t *testing.T) {
+	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
+	to, _ := servePeer(t, peer)
+	cfg := testConfig(t)
+	cfg.GossipInterval = time.Hour // no rounds but the test's
+	g := startMember(t, cfg)
+	g.SetData("endpoint")
+	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
+	ctx, cancel := context.WithTimeout(context.Background(), converge)
+	defer cancel()
+	require.NoError(t, g.send(ctx, round), "dials and keeps the connection")
+
+	// The answer, merged in the connection's reader, asks for g's data:
+	// a second call carries it.
+	self := g.Addr()
+	peer.want.Store(&self)
+	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil))
+	require.Eventually(t, func() bool { return peer.calls.Load() == 3 }, converge, time.Millisecond, "the data was pushed")
+	assert.Never(t, func() bool { return peer.calls.Load() > 3 }, 50*time.Millisecond, 5*time.Millisecond)
+}
+
+func TestRoundOverHeldConnectionEndsOnClose(t *testing.T) {
+	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
+	to, _ := servePeer(t, peer)
 
 	cfg := testConfig(t)
 	cfg.GossipInterval = time.Hour // no rounds but the test's
 	cfg.RPCTimeout = time.Hour
 	g := startMember(t, cfg)
 	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
-	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent), "no connection held yet")
+	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil), "no connection held yet")
 	ctx, cancel := context.WithTimeout(context.Background(), converge)
 	defer cancel()
 	require.NoError(t, g.send(ctx, round), "dials and keeps the connection")
 	require.Equal(t, []string{to}, g.pool.held())
 
 	// Answered from the connection's reader: the slot is given back.
-	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent))
+	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil))
 	require.Eventually(t, func() bool { return peer.calls.Load() == 2 && len(g.sem) == 0 }, converge, time.Millisecond)
 
 	// An exchange that waits for its answer holds a slot, and Close ends it
 	// without waiting for the RPC timeout.
 	close(peer.stall)
-	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent))
-	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent), "one call at a time on a connection")
+	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil))
+	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil), "one call at a time on a connection")
 	require.Eventually(t, func() bool { return peer.calls.Load() == 3 }, converge, time.Millisecond)
 	assert.Len(t, g.sem, 1)
 	closed := make(chan struct{})
