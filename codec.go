@@ -354,8 +354,9 @@ type clientCodec struct {
 	in     inflow       // what the responses read so far leave to later ones
 	header rpc.Response // the latest response header read
 
-	hmu   sync.Mutex           // protects hooks
+	hmu   sync.Mutex           // protects hooks and over
 	hooks map[uint64]*callHook // of the calls started by clientPool.start, by Seq
+	over  bool                 // reading has ended: no hook would be called
 }
 
 // hookedArgs are the args of a call started by clientPool.start: the
@@ -381,13 +382,20 @@ func (h *callHook) finish(err error) {
 	}
 }
 
-func (c *clientCodec) addHook(seq uint64, h *callHook) {
+// addHook registers the hook of call seq. It returns false if reading has
+// ended: net/rpc's reader may end and still take a call for a moment, and
+// the hook of that call would never be called.
+func (c *clientCodec) addHook(seq uint64, h *callHook) bool {
 	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if c.over {
+		return false
+	}
 	if c.hooks == nil {
 		c.hooks = make(map[uint64]*callHook)
 	}
 	c.hooks[seq] = h
-	c.hmu.Unlock()
+	return true
 }
 
 // takeHook removes and returns the hook of call seq, or nil if it has none.
@@ -403,7 +411,7 @@ func (c *clientCodec) takeHook(seq uint64) *callHook {
 func (c *clientCodec) endHooks(err error) {
 	c.hmu.Lock()
 	hooks := c.hooks
-	c.hooks = nil
+	c.hooks, c.over = nil, true
 	c.hmu.Unlock()
 	for _, h := range hooks {
 		h.finish(err)
@@ -425,12 +433,15 @@ func newClientCodec(conn net.Conn, cfg *Config, ended func()) *clientCodec {
 //
 // The hook of a call started by clientPool.start is registered before the
 // request is written, as its answer may be read before the write returns,
-// and is taken back if the write fails.
+// and is taken back if the write fails. Once reading has ended, such a call
+// is refused unwritten.
 func (c *clientCodec) WriteRequest(r *rpc.Request, body any) error {
 	var hook *callHook
 	if h, ok := body.(*hookedArgs); ok {
 		body, hook = h.args, h.hook
-		c.addHook(r.Seq, hook)
+		if !c.addHook(r.Seq, hook) {
+			return fmt.Errorf("gossip: %w", net.ErrClosed)
+		}
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	body, err := c.packRequest(body)

@@ -134,14 +134,10 @@ func (g *Gossip) startHeld(sem chan struct{}, m protocol.Send, timeout time.Dura
 	default:
 		return false
 	}
-	g.mu.Lock()
-	if g.state == stateClosed {
-		g.mu.Unlock()
+	if !g.own() {
 		<-sem
 		return false
 	}
-	g.wg.Add(1)
-	g.mu.Unlock()
 	resp := new(ExchangeResponse)
 	since := g.clock.Now()
 	ok := g.pool.start(m.To, exchangeMethod, m.Req, resp, timeout, func(err error) {
@@ -302,13 +298,9 @@ func (g *Gossip) merge(f func(s *protocol.State, now time.Time) protocol.Output,
 		push()
 		return
 	}
-	g.mu.Lock()
-	if g.state == stateClosed {
-		g.mu.Unlock()
+	if !g.own() {
 		return
 	}
-	g.wg.Add(1)
-	g.mu.Unlock()
 	go func() {
 		defer g.wg.Done()
 		push()
@@ -405,14 +397,10 @@ func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) {
 		g.log.Debug("gossip: too many exchanges in flight; skipping one")
 		return
 	}
-	g.mu.Lock()
-	if g.state == stateClosed {
-		g.mu.Unlock()
+	if !g.own() {
 		<-sem
 		return
 	}
-	g.wg.Add(1)
-	g.mu.Unlock()
 	go func() {
 		defer g.wg.Done()
 		defer func() { <-sem }()
@@ -420,6 +408,19 @@ func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) {
 		defer cancel()
 		f(ctx)
 	}()
+}
+
+// own counts one more goroutine or call of the member in g.wg, which Close
+// waits for, unless the member is closed; it reports whether it did. The
+// caller calls g.wg.Done when it ends.
+func (g *Gossip) own() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == stateClosed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
 }
 
 // debugEnabled reports whether log writes debug records, so that the

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/rpc"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -228,41 +226,7 @@ func (p *stallingPeer) Exchange(req ExchangeRequest, resp *ExchangeResponse) err
 // servePeer serves p on a loopback port until the test ends and returns
 // its address, and a function that closes the connections it accepted.
 func servePeer(t *testing.T, p *stallingPeer) (string, func()) {
-	srv := rpc.NewServer()
-	require.NoError(t, srv.RegisterName("Gossip", p))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	cut := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-		conns = nil
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go srv.ServeConn(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		close(p.release)
-		cut()
-	})
-	return ln.Addr().String(), cut
+	return serveRPC(t, "Gossip", p, func() { close(p.release) })
 }
 
 func TestRoundOverLostConnectionIsSentAgain(t *testing.T) {
@@ -283,7 +247,8 @@ func TestRoundOverLostConnectionIsSentAgain(t *testing.T) {
 		// over a new one at once.
 		cut()
 		g.apply(protocol.Output{Send: []protocol.Send{round}})
-		require.Eventually(t, func() bool { return peer.calls.Load() == calls+1 && len(g.sem) == 0 }, converge, time.Millisecond,
+		// (Twice, if the peer read it before it closed the connection.)
+		require.Eventually(t, func() bool { return peer.calls.Load() > calls && len(g.sem) == 0 }, converge, time.Millisecond,
 			"round %d reached the peer", i)
 	}
 }
