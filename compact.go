@@ -161,7 +161,7 @@ func (t *dict) dropUnused() {
 // rarely once the cluster has formed. (Dropping it after every message that
 // added addresses copied the whole dictionary twice a message while a
 // cluster formed, as the next address grew it again: in a profile of 1,000
-// members forming, growing slices took 14% of the CPU, two thirds of it in
+// members forming, growing slices took 14% of the CPU, about half of it in
 // the dictionaries, and the garbage collector 11%.)
 func (t *dict) grown(added bool) {
 	if added {
