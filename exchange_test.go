@@ -223,30 +223,51 @@ func (p *stallingPeer) Exchange(req ExchangeRequest, resp *ExchangeResponse) err
 	return nil
 }
 
-// servePeer serves p on a loopback port until the test ends and returns
-// its address, and a function that closes the connections it accepted.
-func servePeer(t *testing.T, p *stallingPeer) (string, func()) {
-	return serveRPC(t, "Gossip", p, func() { close(p.release) })
+// peerSetup is a member that runs no rounds but a test's, and a
+// stallingPeer it can send rounds to.
+type peerSetup struct {
+	g     *Gossip
+	peer  *stallingPeer
+	round protocol.Send // a round's exchange with the peer
+	cut   func()        // closes the peer's side of every connection
+}
+
+// newPeerSetup starts a member, with cfg tweaked by tweak if set, and a
+// stallingPeer, served until the test ends.
+func newPeerSetup(t *testing.T, tweak func(*Config)) peerSetup {
+	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
+	to, cut := serveRPC(t, "Gossip", peer, func() { close(peer.release) })
+	cfg := testConfig(t)
+	cfg.GossipInterval = time.Hour // no rounds but the test's
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	g := startMember(t, cfg)
+	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
+	return peerSetup{g: g, peer: peer, round: round, cut: cut}
+}
+
+// hold sends the round over a connection that the member then keeps.
+func (s peerSetup) hold(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), converge)
+	defer cancel()
+	require.NoError(t, s.g.send(ctx, s.round), "dials and keeps a connection")
+	require.Equal(t, []string{s.round.To}, s.g.pool.held())
 }
 
 func TestRoundOverLostConnectionIsSentAgain(t *testing.T) {
-	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
-	to, cut := servePeer(t, peer)
-	cfg := testConfig(t)
-	cfg.GossipInterval = time.Hour // no rounds but the test's
-	g := startMember(t, cfg)
-	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
+	s := newPeerSetup(t, nil)
+	g, peer := s.g, s.peer
 	for i := range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), converge)
-		require.NoError(t, g.send(ctx, round), "dials and keeps a connection")
-		cancel()
+		s.hold(t)
 		calls := peer.calls.Load()
 		// The peer closes the connection, as a member closes one idle or
 		// to make room. The round written to it before this member
 		// noticed is made again over a new one; one started after goes
 		// over a new one at once.
-		cut()
-		g.apply(protocol.Output{Send: []protocol.Send{round}})
+		s.cut()
+		g.apply(protocol.Output{Send: []protocol.Send{s.round}})
 		// (Twice, if the peer read it before it closed the connection.)
 		require.Eventually(t, func() bool { return peer.calls.Load() > calls && len(g.sem) == 0 }, converge, time.Millisecond,
 			"round %d reached the peer", i)
@@ -254,40 +275,25 @@ func TestRoundOverLostConnectionIsSentAgain(t *testing.T) {
 }
 
 func TestRoundOverHeldConnectionSendsDataAsked(t *testing.T) {
-	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
-	to, _ := servePeer(t, peer)
-	cfg := testConfig(t)
-	cfg.GossipInterval = time.Hour // no rounds but the test's
-	g := startMember(t, cfg)
+	s := newPeerSetup(t, nil)
+	g, peer := s.g, s.peer
 	g.SetData("endpoint")
-	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
-	ctx, cancel := context.WithTimeout(context.Background(), converge)
-	defer cancel()
-	require.NoError(t, g.send(ctx, round), "dials and keeps the connection")
+	s.hold(t)
 
 	// The answer, merged in the connection's reader, asks for g's data:
 	// a second call carries it.
 	self := g.Addr()
 	peer.want.Store(&self)
-	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil))
+	require.True(t, g.startHeld(g.sem, s.round, g.cfg.RPCTimeout, g.sent, nil))
 	require.Eventually(t, func() bool { return peer.calls.Load() == 3 }, converge, time.Millisecond, "the data was pushed")
 	assert.Never(t, func() bool { return peer.calls.Load() > 3 }, 50*time.Millisecond, 5*time.Millisecond)
 }
 
 func TestRoundOverHeldConnectionEndsOnClose(t *testing.T) {
-	peer := &stallingPeer{stall: make(chan struct{}), release: make(chan struct{})}
-	to, _ := servePeer(t, peer)
-
-	cfg := testConfig(t)
-	cfg.GossipInterval = time.Hour // no rounds but the test's
-	cfg.RPCTimeout = time.Hour
-	g := startMember(t, cfg)
-	round := protocol.Send{To: to, Purpose: protocol.Exchange, Req: ExchangeRequest{From: g.Addr()}}
+	s := newPeerSetup(t, func(c *Config) { c.RPCTimeout = time.Hour })
+	g, peer, round := s.g, s.peer, s.round
 	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil), "no connection held yet")
-	ctx, cancel := context.WithTimeout(context.Background(), converge)
-	defer cancel()
-	require.NoError(t, g.send(ctx, round), "dials and keeps the connection")
-	require.Equal(t, []string{to}, g.pool.held())
+	s.hold(t)
 
 	// Answered from the connection's reader: the slot is given back.
 	require.True(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil))
@@ -300,15 +306,6 @@ func TestRoundOverHeldConnectionEndsOnClose(t *testing.T) {
 	assert.False(t, g.startHeld(g.sem, round, g.cfg.RPCTimeout, g.sent, nil), "one call at a time on a connection")
 	require.Eventually(t, func() bool { return peer.calls.Load() == 3 }, converge, time.Millisecond)
 	assert.Len(t, g.sem, 1)
-	closed := make(chan struct{})
-	go func() {
-		g.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(converge):
-		t.Fatal("Close waited for an exchange's answer")
-	}
+	requireClosesSoon(t, g, "Close waited for an exchange's answer")
 	assert.Empty(t, g.sem)
 }

@@ -16,28 +16,66 @@ import (
 // blackHole accepts connections and never answers.
 func blackHole(t *testing.T) string {
 	t.Helper()
+	addr, _ := acceptAll(t, nil)
+	return addr
+}
+
+// acceptAll listens on a loopback port until the test ends, hands each
+// connection it accepts to serve (if set), and returns its address and a
+// function that closes every connection accepted so far. When the test
+// ends it stops accepting and closes them all.
+func acceptAll(t *testing.T, serve func(net.Conn)) (string, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	cut := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
 	done := make(chan struct{})
-	var held []net.Conn
 	go func() {
 		defer close(done)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				for _, c := range held {
-					c.Close()
-				}
 				return
 			}
-			held = append(held, c)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			if serve != nil {
+				serve(c)
+			}
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		<-done
+		cut()
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), cut
+}
+
+// requireClosesSoon closes g and fails the test if Close takes longer than
+// converge.
+func requireClosesSoon(t *testing.T, g *Gossip, msg string) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() {
+		g.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(converge):
+		t.Fatal(msg)
+	}
 }
 
 func TestOutgoingRPCHonoursTrpc(t *testing.T) {
@@ -62,16 +100,7 @@ func TestOutgoingRPCHonoursTrpc(t *testing.T) {
 		return g.backoff(hole) >= 2*g.cfg.GossipInterval
 	}, converge, time.Millisecond, "seed attempts time out and back off")
 	assert.LessOrEqual(t, len(g.sem), maxExchangesInFlight)
-	closed := make(chan struct{})
-	go func() {
-		g.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(converge):
-		t.Fatal("Close waited on a black hole")
-	}
+	requireClosesSoon(t, g, "Close waited on a black hole")
 }
 
 // hangingDials is a Transport whose dials hang until their context ends,
@@ -139,45 +168,15 @@ func stallServer(t *testing.T) (string, *stall, func()) {
 
 // serveRPC serves rcvr as name over plain net/rpc on a loopback port until
 // the test ends, and returns its address and a function that closes every
-// connection it accepted. When the test ends it stops accepting, calls
-// release (to let waiting calls go), and closes the connections.
+// connection it accepted. When the test ends it calls release (to let
+// waiting calls go), then stops accepting and closes the connections.
 func serveRPC(t *testing.T, name string, rcvr any, release func()) (string, func()) {
 	t.Helper()
 	srv := rpc.NewServer()
 	require.NoError(t, srv.RegisterName(name, rcvr))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	cut := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-		conns = nil
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go srv.ServeConn(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		release()
-		cut()
-	})
-	return ln.Addr().String(), cut
+	addr, cut := acceptAll(t, func(c net.Conn) { go srv.ServeConn(c) })
+	t.Cleanup(release) // before acceptAll's: cleanups run last first
+	return addr, cut
 }
 
 // heldPool returns a pool holding a connection to addr, a stall server,
