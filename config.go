@@ -118,8 +118,11 @@ type Config struct {
 	// loss ExpectedLoss (see failure.go). Zero means Nfailures decides.
 	FalseReportTarget float64
 
-	// ExpectedLoss is the message loss rate FalseReportTarget is met at,
-	// between 0 and 1. Zero means 10%.
+	// ExpectedLoss is the message loss rate the failure time is set for,
+	// between 0 and 1: FalseReportTarget is met at it, and a member whose
+	// own calls go unanswered more often than this loss explains waits
+	// longer than FailureTime before it declares a silent member dead, up
+	// to 8 times longer (see failure.go, Local health). Zero means 10%.
 	ExpectedLoss float64
 
 	// MaxDataSize bounds a member's gob-encoded data in bytes. SetData

@@ -64,6 +64,14 @@ func TestNoFalseReportsUnderHeavyLoss(t *testing.T) {
 	until := time.Now().Add(time.Duration(rounds) * interval)
 	requireEventuallyAfter(t, until)
 	reports := w.finish()
+	// The members see the loss in their own calls, and their timeout rule
+	// waits longer for it (local health, failure.go).
+	for _, g := range gs {
+		s := g.Stats()
+		t.Logf("%s: %.0f%% of its last calls unanswered, timeout %v (FailureTime %v)", g.Addr(), 100*s.Unanswered, s.Timeout, s.FailureTime)
+		assert.Greater(t, s.Unanswered, 0.19, "%s sees the loss: more than the 10%% expected loses 19%% of calls", g.Addr())
+		assert.Greater(t, s.Timeout, s.FailureTime, "%s waits longer", g.Addr())
+	}
 	fn.SetLoss(0, faultnet.Blackhole)
 	s := fn.Stats()
 	t.Logf("%d members, %.0f%% loss (%d of %d messages), %d rounds of %v: %d false reports; bound per failure time %.2g",

@@ -24,6 +24,17 @@ type Stats struct {
 	// FailureTime is the member's current FailureTime.
 	FailureTime time.Duration
 
+	// Unanswered is the share of this member's last calls to others (up
+	// to 64) that went unanswered, 0 until a few were made. More than
+	// Config.ExpectedLoss explains, and the member distrusts its own
+	// view: Timeout grows (see failure.go, Local health).
+	Unanswered float64
+
+	// Timeout is how long a live member's heartbeat may stay unchanged
+	// here, now, before the timeout rule declares it dead: FailureTime,
+	// or up to 8 times longer while Unanswered is high.
+	Timeout time.Duration
+
 	// Rounds counts gossip rounds.
 	Rounds uint64
 
@@ -80,8 +91,12 @@ func (g *Gossip) Stats() Stats {
 	defer g.mu.Unlock()
 	if g.proto != nil {
 		s.Alive, s.Failed, s.Left = g.proto.Counts()
+		s.Unanswered, s.Timeout = g.proto.LocalHealth()
 	}
 	s.FailureTime = g.failureTimeLocked()
+	if s.Timeout == 0 {
+		s.Timeout = s.FailureTime
+	}
 	return s
 }
 

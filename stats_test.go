@@ -24,6 +24,8 @@ func TestStatsRPCWithPlainClient(t *testing.T) {
 	assert.Equal(t, 4, s.Alive)
 	assert.Zero(t, s.Failed+s.Left)
 	assert.Equal(t, gs[0].FailureTime(), s.FailureTime)
+	assert.GreaterOrEqual(t, s.Timeout, s.FailureTime)
+	assert.GreaterOrEqual(t, s.Unanswered, 0.0)
 	assert.Positive(t, s.Rounds)
 	assert.Positive(t, s.MessagesSent)
 	assert.Positive(t, s.MessagesReceived)

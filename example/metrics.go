@@ -22,6 +22,8 @@ var (
 		"Members in the table, by state: alive (this one included), failed (declared dead) or left; dead and left ones until forgotten.",
 		[]string{"state"}, nil)
 	failureTimeDesc = newDesc("gossip_failure_time_seconds", "Current FailureTime: how long a heartbeat may stay unchanged.")
+	timeoutDesc     = newDesc("gossip_timeout_seconds", "How long a heartbeat may stay unchanged now: FailureTime, or longer while this member's own calls go unanswered.")
+	unansweredDesc  = newDesc("gossip_unanswered_ratio", "Share of this member's last calls to others that went unanswered.")
 	roundsDesc      = newDesc("gossip_rounds_total", "Gossip rounds.")
 	sentDesc        = newDesc("gossip_messages_sent_total", "RPC requests made.")
 	receivedDesc    = newDesc("gossip_messages_received_total", "RPC requests served.")
@@ -57,6 +59,8 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(membersDesc, prometheus.GaugeValue, float64(s.Failed), "failed")
 	emit(membersDesc, prometheus.GaugeValue, float64(s.Left), "left")
 	emit(failureTimeDesc, prometheus.GaugeValue, s.FailureTime.Seconds())
+	emit(timeoutDesc, prometheus.GaugeValue, s.Timeout.Seconds())
+	emit(unansweredDesc, prometheus.GaugeValue, s.Unanswered)
 	emit(lastMergeDesc, prometheus.GaugeValue, s.LastMergeTime.Seconds())
 	for _, c := range []struct {
 		d *prometheus.Desc

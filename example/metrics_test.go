@@ -60,6 +60,9 @@ func TestMetricsScrape(t *testing.T) {
 	assert.Equal(t, 0.0, value(mfs, "gossip_members", "failed"))
 	assert.Equal(t, 0.0, value(mfs, "gossip_members", "left"))
 	assert.Equal(t, nodes[0].g.FailureTime().Seconds(), value(mfs, "gossip_failure_time_seconds", ""))
+	assert.GreaterOrEqual(t, value(mfs, "gossip_timeout_seconds", ""), value(mfs, "gossip_failure_time_seconds", ""))
+	assert.Equal(t, dto.MetricType_GAUGE, mfs["gossip_unanswered_ratio"].GetType())
+	assert.GreaterOrEqual(t, value(mfs, "gossip_unanswered_ratio", ""), 0.0)
 	for _, name := range []string{
 		"gossip_rounds_total", "gossip_messages_sent_total", "gossip_messages_received_total",
 		"gossip_bytes_sent_total", "gossip_bytes_received_total", "gossip_merges_total", "gossip_merge_seconds_total",

@@ -62,7 +62,7 @@ func TestFalseReportProbability(t *testing.T) {
 		{32, 0, 0, 0},
 		{1, 0.5, 0, 0},
 		{32, 0.1, 1e-12, 1e-9},
-		{32, 0.5, 0.01, 1},
+		{32, 0.5, 1e-12, 1e-10}, // the timeout rule waits longer (local health)
 		{1000, 0.1, 1e-25, 1e-9},
 		{8, 1, 1, 1},
 	} {
@@ -73,6 +73,10 @@ func TestFalseReportProbability(t *testing.T) {
 	}
 	assert.Less(t, TimeoutFalseReportProbability(32, 0.1, 4), TimeoutFalseReportProbability(32, 0.1, 3), "more Nfailures, fewer false reports")
 	assert.Less(t, TimeoutFalseReportProbability(32, 0.05, 3), TimeoutFalseReportProbability(32, 0.1, 3), "less loss, fewer false reports")
+	for _, loss := range []float64{0.2, 0.3, 0.5} {
+		assert.LessOrEqual(t, TimeoutFalseReportProbability(32, loss, 3), TimeoutFalseReportProbability(32, 0.1, 3),
+			"at %v loss the timeout rule keeps the bound it has at the expected loss", loss)
+	}
 	// Not so the silence rule's: the evidence it asks for grows with the
 	// loss (see suspect.go).
 }
@@ -350,4 +354,79 @@ func TestSlowRoundsAreNoPause(t *testing.T) {
 		}
 	}
 	assert.Equal(t, tfail+pauseRounds*time.Second-tfail%(pauseRounds*time.Second), failedAt, "the first round past the failure time")
+}
+
+func TestStretchedRounds(t *testing.T) {
+	for _, tc := range []struct {
+		n, rounds int
+		loss      float64
+		want      int
+	}{
+		{32, 18, 0, 18},
+		{32, 18, 0.05, 18},
+		{32, 18, 0.1, 18},  // the loss the failure time was set for
+		{32, 18, 0.3, 29},  // 6 + ceil(22.4)
+		{32, 18, 0.5, 46},  // 6 + ceil(39.01)
+		{32, 18, 0.9, 144}, // at most maxStretch failure times
+		{32, 18, 1, 144},
+		{8, 12, lossFromFailRate(0.5), 19},
+		{1, 3, 0.5, 3},
+		{2, 2, 0.5, 2}, // no rounds beyond the spread: nothing to stretch
+	} {
+		assert.Equal(t, tc.want, stretchedRounds(tc.n, tc.rounds, 0.1, tc.loss), "n=%d, %d rounds, loss %v", tc.n, tc.rounds, tc.loss)
+	}
+	// The bound the failure time had at the expected loss holds at the
+	// loss seen, and would not at one round fewer.
+	for _, loss := range []float64{0.2, 0.3, 0.5} {
+		r := stretchedRounds(32, 18, 0.1, loss)
+		at := func(rounds int) float64 { return math.Pow(MissProbability(32, loss), float64(rounds-SpreadRounds(32))) }
+		want := math.Pow(MissProbability(32, 0.1), 12)
+		assert.LessOrEqual(t, at(r), want, "loss %v", loss)
+		assert.Greater(t, at(r-1), want, "loss %v", loss)
+	}
+	assert.InDelta(t, 0.1, lossFromFailRate(0.19), 1e-12, "f = 1 - (1-p)²")
+}
+
+func TestTimeoutRuleWaitsLongerWhileOwnCallsGoUnanswered(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		unanswered int // one call in this many, 0 for none
+		stretched  bool
+	}{
+		{"calls answered", 0, false},
+		{"one call in ten unanswered, as the expected loss makes", 10, false},
+		{"half the calls unanswered", 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMember(t)
+			peers := m.join(t, 7)
+			silent, others := peers[0], peers[1:]
+			for i := range reachWindow {
+				m.reach.note(others[i%len(others)], tc.unanswered == 0 || i%tc.unanswered != 0)
+				m.reach.note(silent, false) // calls to the judged member do not count
+			}
+			tfail := m.FailureTime()
+			require.Equal(t, 12*time.Second, tfail, "8 members")
+			want := tfail
+			if tc.stretched {
+				want = time.Duration(stretchedRounds(8, 12, 0.1, lossFromFailRate(0.5))) * time.Second
+				require.Equal(t, 19*time.Second, want)
+			}
+			// The others keep beating; silent does not.
+			var died time.Time
+			for start := m.now; died.IsZero() && m.now.Sub(start) < maxStretch*tfail+time.Minute; {
+				m.advance(time.Second)
+				for _, p := range others {
+					m.mergeAt(Entry{Addr: p, Heartbeat: m.entryOf(p).heartbeat + 1, WithData: true})
+				}
+				for _, ev := range m.Sweep(m.now).Events {
+					require.Equal(t, Event{Type: Failed, Addr: silent, Heartbeat: 100, Data: []byte("d"), Time: m.now}, ev)
+					died = m.now
+				}
+			}
+			require.False(t, died.IsZero(), "declared dead in the end")
+			assert.Equal(t, t0.Add(want+time.Second), died, "declared dead the round after its silence passed %v", want)
+			assert.Len(t, m.liveAddrs(), 7)
+		})
+	}
 }

@@ -42,7 +42,9 @@ type Config struct {
 	// FalseReportTarget, when positive, sets the failure time from a
 	// target probability of a false report at ExpectedLoss instead.
 	FalseReportTarget float64
-	// ExpectedLoss is the message loss rate FalseReportTarget is met at.
+	// ExpectedLoss is the message loss rate the failure time is set for:
+	// FalseReportTarget is met at it, and the timeout rule waits longer
+	// while this member sees more (see healthyTimeout). Zero means 10%.
 	ExpectedLoss float64
 	// MaxDataSize bounds a member's encoded data; larger entries are
 	// dropped on receipt.

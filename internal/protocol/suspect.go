@@ -387,6 +387,16 @@ func (r *reach) note(addr string, answered bool) {
 // the calls to members other than except: a suspect's own silence must not
 // count as the network's when the evidence against it is weighed.
 func (r *reach) failRate(except string) float64 {
+	if f, ok := r.observed(except, reachMin); ok {
+		return f
+	}
+	return 0.5
+}
+
+// observed returns the share of the counted calls to members other than
+// except that went unanswered, and false while fewer than least were
+// counted: unlike failRate it assumes nothing without evidence.
+func (r *reach) observed(except string, least int) (float64, bool) {
 	sent, failed := 0, 0
 	for _, o := range r.out[:r.n] {
 		if o.to != except {
@@ -396,10 +406,10 @@ func (r *reach) failRate(except string) float64 {
 			}
 		}
 	}
-	if sent < reachMin {
-		return 0.5
+	if sent < least {
+		return 0, false
 	}
-	return float64(failed) / float64(sent)
+	return float64(failed) / float64(sent), true
 }
 
 // canConvict reports whether a suspect whose conviction needs d failed
