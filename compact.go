@@ -332,8 +332,9 @@ func commonPrefix(a, b []byte) int {
 // unpacker unpacks the digests received in one direction of a connection,
 // as packer packed them. Like packer, it is not safe for concurrent use.
 type unpacker struct {
-	max int // most addresses the dictionary holds, and records in one digest
-	d   dict
+	max  int // most addresses the dictionary holds, and records in one digest
+	d    dict
+	last int // the length of the last digest unpacked, to size the next
 }
 
 func newUnpacker(max int) *unpacker { return &unpacker{max: max} }
@@ -351,7 +352,10 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 		u.d.reset()
 	}
 	known := u.d.len()
-	d := make([]byte, 0, 4*len(packed))
+	// A record packs an entry into a byte or a few, and the digest spells
+	// out its address: sized as the last one, a steady connection's digest
+	// is allocated once, not grown by doubling.
+	d := make([]byte, 0, max(4*len(packed), u.last))
 	m := msgState{prev: -1, prevAddr: -1}
 	for n := 0; len(packed) > 0; n++ {
 		if n >= u.max {
@@ -365,6 +369,7 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 		d = protocol.AppendDigest(d, u.d.addr(m.prev), e.heartbeat, e.version)
 	}
 	u.d.grown(u.d.len() > known)
+	u.last = len(d)
 	return d, nil
 }
 

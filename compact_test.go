@@ -376,3 +376,29 @@ func BenchmarkPackForming(b *testing.B) {
 		}
 	}
 }
+
+func TestUnpackAllocatesASteadyDigestOnce(t *testing.T) {
+	const n = 128
+	p, u := newPacker(4096), newUnpacker(4096)
+	rs := members(n, 1_700_000_000_000_000)
+	var packed [][]byte
+	for range 12 {
+		for i := range rs {
+			rs[i].heartbeat++
+		}
+		b, err := p.pack(nil, digestOf(rs))
+		require.NoError(t, err)
+		packed = append(packed, b)
+	}
+	_, err := u.unpack(packed[0])
+	require.NoError(t, err)
+	next := 1
+	allocs := testing.AllocsPerRun(10, func() {
+		_, err := u.unpack(packed[next])
+		require.NoError(t, err)
+		next++
+	})
+	// A steady record is a byte and its digest entry some twenty: sized
+	// by the packed length alone, the digest would grow by doubling.
+	assert.Equal(t, 1.0, allocs, "the digest, sized as the last one")
+}

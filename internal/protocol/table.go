@@ -28,13 +28,14 @@ type entry struct {
 // table is the membership table: every member known, alive or remembered as
 // dead or left.
 type table struct {
-	members map[string]*entry // by address, this member included once started
-	list    []*entry          // the same entries, in an order that depends only on the operations made, so that runs are repeatable
-	self    *entry
-	gen     uint64    // the last mark given to an update (see State.merge)
-	seen    []*entry  // the entries marked with gen
-	live    int       // entries alive; changed only by put, remove and setAlive
-	grew    time.Time // local time a member new to this table was last added (see suspect.go)
+	members  map[string]*entry // by address, this member included once started
+	list     []*entry          // the same entries, in an order that depends only on the operations made, so that runs are repeatable
+	self     *entry
+	gen      uint64    // the last mark given to an update (see State.merge)
+	seen     []*entry  // the entries marked with gen
+	live     int       // entries alive; changed only by put, remove and setAlive
+	grew     time.Time // local time a member new to this table was last added (see suspect.go)
+	answered int       // the length of the last whole answer's digest, to size the next (see answer)
 }
 
 // mark records that the update being merged under mark gen holds the
@@ -125,6 +126,11 @@ func (t *table) digest() []byte {
 // where the update's version was older or (unless partial) the update did not
 // name them.
 func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry) {
+	if !partial && t.answered > 0 {
+		// Sized as the last: in a steady cluster every heartbeat rises
+		// every round, and the digest would otherwise grow by doubling.
+		digest = make([]byte, 0, t.answered)
+	}
 	each := func(e *entry) {
 		switch {
 		case e.left:
@@ -140,6 +146,12 @@ func (t *table) answer(gen uint64, partial bool) (digest []byte, members []Entry
 		}
 	}
 	t.eachAnswered(gen, partial, each)
+	if !partial {
+		t.answered = len(digest)
+	}
+	if len(digest) == 0 {
+		digest = nil
+	}
 	return digest, members
 }
 

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -167,4 +168,35 @@ func mapKeys(m map[string]Entry) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func TestSteadyAnswerAllocatesItsDigestOnce(t *testing.T) {
+	m := newMember(t)
+	peers := m.join(t, 127)
+	// The heartbeats rise here; a peer's digest is one behind on every
+	// member: the answer names them all.
+	var ahead, behind []Entry
+	for _, a := range peers {
+		ahead = append(ahead, Entry{Addr: a, Heartbeat: 101, Version: 100})
+		behind = append(behind, Entry{Addr: a, Heartbeat: 100, Version: 100})
+	}
+	_, _, err := m.merge(digestOf(ahead...), nil, nil, nil, nil, m.now, false)
+	require.NoError(t, err)
+	gen, _, err := m.merge(digestOf(behind...), nil, nil, nil, nil, m.now, false)
+	require.NoError(t, err)
+	first, _ := m.table.answer(gen, false)
+	require.Len(t, readEntries(t, first), 127)
+	// Grown by doubling, a digest allocates about twice its length.
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 10
+	for range runs {
+		d, _ := m.table.answer(gen, false)
+		require.Equal(t, len(first), len(d))
+	}
+	runtime.ReadMemStats(&after)
+	perAnswer := float64(after.TotalAlloc-before.TotalAlloc) / runs
+	assert.Less(t, perAnswer, 1.25*float64(len(first)), "the digest, sized as the last answer's (%d bytes)", len(first))
+	d, _ := m.table.answer(gen, true)
+	assert.Len(t, readEntries(t, d), 127, "a partial answer too")
 }
