@@ -334,7 +334,7 @@ func commonPrefix(a, b []byte) int {
 type unpacker struct {
 	max  int // most addresses the dictionary holds, and records in one digest
 	d    dict
-	last int // the length of the last digest unpacked, to size the next
+	last int // about the length of the longest recent digest, to size the next (see unpack)
 }
 
 func newUnpacker(max int) *unpacker { return &unpacker{max: max} }
@@ -353,9 +353,13 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 	}
 	known := u.d.len()
 	// A record packs an entry into a byte or a few, and the digest spells
-	// out its address: sized as the last one, a steady connection's digest
-	// is allocated once, not grown by doubling.
-	d := make([]byte, 0, max(4*len(packed), u.last))
+	// out its address: sized as the longest recent one, and a quarter
+	// more, a steady connection's digest is allocated once, not grown by
+	// doubling. The size decays, so that one large digest does not size
+	// every later one, but slowly (by a sixteenth a message), so that the
+	// few small probes and rumors between two exchanges on a connection
+	// do not undo it.
+	d := make([]byte, 0, max(4*len(packed), u.last+u.last/4))
 	m := msgState{prev: -1, prevAddr: -1}
 	for n := 0; len(packed) > 0; n++ {
 		if n >= u.max {
@@ -369,7 +373,7 @@ func (u *unpacker) unpack(packed []byte) ([]byte, error) {
 		d = protocol.AppendDigest(d, u.d.addr(m.prev), e.heartbeat, e.version)
 	}
 	u.d.grown(u.d.len() > known)
-	u.last = len(d)
+	u.last = max(len(d), u.last-u.last/16)
 	return d, nil
 }
 

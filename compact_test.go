@@ -381,24 +381,31 @@ func TestUnpackAllocatesASteadyDigestOnce(t *testing.T) {
 	const n = 128
 	p, u := newPacker(4096), newUnpacker(4096)
 	rs := members(n, 1_700_000_000_000_000)
+	// Each round an exchange's digest of every member, then a probe's
+	// naming one, over the same connection.
 	var packed [][]byte
-	for range 12 {
+	for round := range 12 {
 		for i := range rs {
 			rs[i].heartbeat++
 		}
-		b, err := p.pack(nil, digestOf(rs))
-		require.NoError(t, err)
-		packed = append(packed, b)
+		for _, d := range [][]byte{digestOf(rs), digestOf(rs[round : round+1])} {
+			b, err := p.pack(nil, d)
+			require.NoError(t, err)
+			packed = append(packed, b)
+		}
 	}
-	_, err := u.unpack(packed[0])
-	require.NoError(t, err)
-	next := 1
-	allocs := testing.AllocsPerRun(10, func() {
-		_, err := u.unpack(packed[next])
-		require.NoError(t, err)
-		next++
-	})
+	next := 0
+	unpack := func() {
+		for range 2 {
+			_, err := u.unpack(packed[next])
+			require.NoError(t, err)
+			next++
+		}
+	}
+	unpack()
+	allocs := testing.AllocsPerRun(10, unpack)
 	// A steady record is a byte and its digest entry some twenty: sized
-	// by the packed length alone, the digest would grow by doubling.
-	assert.Equal(t, 1.0, allocs, "the digest, sized as the last one")
+	// by the packed length alone, the exchange's digest would grow by
+	// doubling, and sized by the probe's just before, too.
+	assert.Equal(t, 2.0, allocs, "each digest allocated once")
 }
