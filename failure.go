@@ -82,7 +82,9 @@ import (
 // loses heartbeats as if its network lost them. So the timeout rule does
 // not take the loss for granted. Each member estimates the loss it sees,
 // p̂, from the share f of its last 64 calls to others that went unanswered
-// (f = 1 - (1-p̂)², leaving out the member judged), and while p̂ is above
+// (f = 1 - (1-p̂)², counting only calls to live members other than the one
+// judged, heard from within the failure time: the silence of several
+// members gone at once is theirs), and while p̂ is above
 // p0 = Config.ExpectedLoss (10% by default) it waits past the spread time
 // K' rounds instead of K = (Nfailures-1) × S(n):
 //
@@ -92,8 +94,8 @@ import (
 // failure times (memberlist's Lifeguard stretches its timeouts up to 8
 // times too, AwarenessMaxMultiplier). At n = 32: 29 rounds instead of 18 at
 // 30% loss, 46 at 50%. FailureTime still returns the time at p0, which is
-// what a member waits in a healthy network; a member that hears from no
-// one keeps its peers for 8 failure times rather than accusing them all.
+// what a member waits in a healthy network, and what a member that hears
+// from no one at all waits (it has no calls to estimate from).
 // FalseReportProbability counts the stretch, for the default ExpectedLoss:
 // for n = 32 at 50% loss it is 1.7e-11 per failure time, under the 4e-11
 // at 10%. It rests on a right estimate; with fewer than 4 calls counted

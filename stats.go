@@ -87,11 +87,12 @@ func (g *Gossip) Stats() Stats {
 		EventOverruns:    g.Overruns(),
 	}
 	s.Addr = g.Addr()
+	now := g.clock.Now() // the Clock is the user's: read outside the lock
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.proto != nil {
 		s.Alive, s.Failed, s.Left = g.proto.Counts()
-		s.Unanswered, s.Timeout = g.proto.LocalHealth()
+		s.Unanswered, s.Timeout = g.proto.LocalHealth(now)
 	}
 	s.FailureTime = g.failureTimeLocked()
 	if s.Timeout == 0 {

@@ -158,12 +158,12 @@ func (s *State) sweep(now time.Time) {
 		case e == t.self:
 		// healthyTimeout is at least tfail: asked only past it, as it
 		// counts the member's last calls.
-		case e.alive && now.Sub(e.lastRise) > tfail && now.Sub(e.lastRise) > s.healthyTimeout(e.addr, tfail):
+		case e.alive && now.Sub(e.lastRise) > tfail && now.Sub(e.lastRise) > s.healthyTimeout(e.addr, tfail, now):
 			t.setAlive(e, false)
 			e.deadAt = now
 			s.changed(Failed, e, now, false)
 			if s.cfg.Debug {
-				f, _ := s.reach.observed(e.addr, healthMin)
+				f, _ := s.healthRate(e.addr, tfail, now)
 				s.debug(e.addr, "gossip: member failed", "silent", now.Sub(e.lastRise), "unanswered", f)
 			}
 		case !e.alive && now.Sub(e.deadAt) > CleanupTime(tfail):
@@ -188,8 +188,9 @@ func (s *State) sweep(now time.Time) {
 //
 // So the timeout rule asks for more silence while this member's own calls
 // go unanswered more often than ExpectedLoss implies. It estimates its loss
-// p̂ from f, the share of its last calls to members other than the one
-// judged that went unanswered (reach, as the silence rule does), as
+// p̂ from f, the share of its last calls that went unanswered (reach, as
+// the silence rule does) among those to live members other than the one
+// judged, heard from within the failure time (see healthRate), as
 // p̂ = 1 - sqrt(1 - f), and waits, past the S(n) rounds of spread, K' rounds
 // instead of the failure time's K:
 //
@@ -205,12 +206,15 @@ func (s *State) sweep(now time.Time) {
 // calls, and never after.
 //
 // At n = 32 with the defaults (K = 12 rounds) it waits 29 rounds instead of
-// 18 at 30% loss, 46 at 50%. A member that hears from no one at all (its
-// network gone, the minority of a partition that drops packets) thus keeps
-// its peers for maxStretch failure times rather than one, as memberlist's
-// Lifeguard awareness stretches its timeouts up to 8 times
-// (AwarenessMaxMultiplier). A crashed member's refused dial, and the
-// silence rule, which has its own guard (suspect.go), are not affected.
+// 18 at 30% loss, 46 at 50%, and at most maxStretch failure times, as
+// memberlist's Lifeguard awareness stretches its timeouts up to 8 times
+// (AwarenessMaxMultiplier). The calls counted are those to the live
+// members heard from within the failure time (healthRate), so a member that
+// hears from no one at all (its network gone, the minority of a partition
+// that drops packets) has no estimate and waits the failure time, as
+// before: it cannot tell its peers' silence from its own. A crashed
+// member's refused dial, and the silence rule, which has its own guard
+// (suspect.go), are not affected.
 
 const (
 	// maxStretch bounds the local-health stretch of the failure time.
@@ -221,11 +225,11 @@ const (
 )
 
 // healthyTimeout returns the silence after which the timeout rule declares
-// the member at addr dead, the failure time being tfail: tfail, stretched
-// while this member's calls to others go unanswered more than
+// the member at addr dead at now, the failure time being tfail: tfail,
+// stretched while this member's calls to others go unanswered more than
 // Config.ExpectedLoss implies (see above).
-func (s *State) healthyTimeout(addr string, tfail time.Duration) time.Duration {
-	f, ok := s.reach.observed(addr, healthMin)
+func (s *State) healthyTimeout(addr string, tfail time.Duration, now time.Time) time.Duration {
+	f, ok := s.healthRate(addr, tfail, now)
 	if !ok {
 		return tfail
 	}
@@ -239,9 +243,27 @@ func (s *State) healthyTimeout(addr string, tfail time.Duration) time.Duration {
 // after which the timeout rule would declare a live member dead now: the
 // failure time, or longer while that share is more than
 // Config.ExpectedLoss explains (see above).
-func (s *State) LocalHealth() (unanswered float64, timeout time.Duration) {
-	unanswered, _ = s.reach.observed("", healthMin)
-	return unanswered, s.healthyTimeout("", s.FailureTime())
+func (s *State) LocalHealth(now time.Time) (unanswered float64, timeout time.Duration) {
+	tfail := s.FailureTime()
+	unanswered, _ = s.healthRate("", tfail, now)
+	return unanswered, s.healthyTimeout("", tfail, now)
+}
+
+// healthRate returns f for the stretch of the timeout rule judging the
+// member at addr at now: the share of this member's counted calls that
+// went unanswered, over the calls to live members other than addr heard
+// from within the failure time tfail. The silence of the others (declared
+// dead, or silent here for longer than tfail too) may be their own, several
+// hosts gone at once, not the network's: counted, the calls to one would
+// stretch the wait for the next, and of 3 members the one left when 2 went
+// silent together would keep them for 8 failure times. A member that hears
+// from no one thus has no estimate, and waits the failure time, as before
+// the stretch.
+func (s *State) healthRate(addr string, tfail time.Duration, now time.Time) (float64, bool) {
+	return s.reach.observedSkipping(func(to string) bool {
+		e := s.table.members[to]
+		return to == addr || e == nil || !e.alive || now.Sub(e.lastRise) > tfail
+	}, healthMin)
 }
 
 // defaultExpectedLoss is Config.ExpectedLoss when it is not set, the root

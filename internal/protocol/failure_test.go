@@ -430,3 +430,37 @@ func TestTimeoutRuleWaitsLongerWhileOwnCallsGoUnanswered(t *testing.T) {
 		})
 	}
 }
+
+func TestMembersSilentTogetherDoNotStretchEachOthersTimeout(t *testing.T) {
+	// Three members; two hosts go silent at once. The survivor's calls to
+	// them go unanswered, but that is their silence, not the network's:
+	// both are dropped at the failure time, not maxStretch times later.
+	m := newMember(t)
+	peers := m.join(t, 2)
+	for i := range reachWindow {
+		m.reach.note(peers[i%2], false)
+	}
+	tfail := m.FailureTime()
+	require.Equal(t, 9*time.Second, tfail, "3 members")
+	var died []time.Time
+	for start := m.now; len(died) < 2 && m.now.Sub(start) < maxStretch*tfail+time.Minute; {
+		m.advance(time.Second)
+		for range m.Sweep(m.now).Events {
+			died = append(died, m.now)
+		}
+	}
+	require.Len(t, died, 2, "both declared dead")
+	assert.Equal(t, []time.Time{t0.Add(tfail + time.Second), t0.Add(tfail + time.Second)}, died)
+
+	// One of two silent, the other answering half of the calls: the
+	// silent one waits longer, as the network is lossy.
+	m = newMember(t)
+	peers = m.join(t, 2)
+	for i := range reachWindow {
+		m.reach.note(peers[i%2], i%4 != 1)
+	}
+	f, ok := m.healthRate(peers[0], m.FailureTime(), m.now)
+	require.True(t, ok)
+	assert.Equal(t, 0.5, f, "the calls to the live member")
+	assert.Greater(t, m.healthyTimeout(peers[0], m.FailureTime(), m.now), m.FailureTime())
+}

@@ -397,9 +397,15 @@ func (r *reach) failRate(except string) float64 {
 // except that went unanswered, and false while fewer than least were
 // counted: unlike failRate it assumes nothing without evidence.
 func (r *reach) observed(except string, least int) (float64, bool) {
+	return r.observedSkipping(func(addr string) bool { return addr == except }, least)
+}
+
+// observedSkipping is observed leaving out the calls to every member that
+// skip names.
+func (r *reach) observedSkipping(skip func(addr string) bool, least int) (float64, bool) {
 	sent, failed := 0, 0
 	for _, o := range r.out[:r.n] {
-		if o.to != except {
+		if !skip(o.to) {
 			sent++
 			if !o.answered {
 				failed++
