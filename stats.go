@@ -24,10 +24,11 @@ type Stats struct {
 	// FailureTime is the member's current FailureTime.
 	FailureTime time.Duration
 
-	// Unanswered is the share of this member's last calls to others (up
-	// to 64) that went unanswered, 0 until a few were made. More than
-	// Config.ExpectedLoss explains, and the member distrusts its own
-	// view: Timeout grows (see failure.go, Local health).
+	// Unanswered is the share of this member's last calls (up to 64) to
+	// live members it heard from within the failure time that went
+	// unanswered, 0 until a few were made. More than Config.ExpectedLoss
+	// explains, and the member distrusts its own view: Timeout grows (see
+	// failure.go, Local health).
 	Unanswered float64
 
 	// Timeout is how long a live member's heartbeat may stay unchanged
