@@ -156,16 +156,17 @@ func (s *State) sweep(now time.Time) {
 		e := t.list[i]
 		switch {
 		case e == t.self:
-		// healthyTimeout is at least tfail: asked only past it, as it
-		// counts the member's last calls.
-		case e.alive && now.Sub(e.lastRise) > tfail && now.Sub(e.lastRise) > s.healthyTimeout(e.addr, tfail, now):
+		case e.alive && now.Sub(e.lastRise) > tfail:
+			// The stretch is at least tfail: worked out only past it,
+			// as it goes through the member's last calls.
+			timeout, unanswered := s.healthyTimeout(e.addr, tfail, now)
+			if now.Sub(e.lastRise) <= timeout {
+				continue
+			}
 			t.setAlive(e, false)
 			e.deadAt = now
 			s.changed(Failed, e, now, false)
-			if s.cfg.Debug {
-				f, _ := s.healthRate(e.addr, tfail, now)
-				s.debug(e.addr, "gossip: member failed", "silent", now.Sub(e.lastRise), "unanswered", f)
-			}
+			s.debug(e.addr, "gossip: member failed", "silent", now.Sub(e.lastRise), "unanswered", unanswered)
 		case !e.alive && now.Sub(e.deadAt) > CleanupTime(tfail):
 			t.remove(e.addr)
 			delete(s.retry, e.addr)
@@ -227,15 +228,16 @@ const (
 // healthyTimeout returns the silence after which the timeout rule declares
 // the member at addr dead at now, the failure time being tfail: tfail,
 // stretched while this member's calls to others go unanswered more than
-// Config.ExpectedLoss implies (see above).
-func (s *State) healthyTimeout(addr string, tfail time.Duration, now time.Time) time.Duration {
+// Config.ExpectedLoss implies (see above); and the share of those calls
+// unanswered (healthRate, 0 without an estimate).
+func (s *State) healthyTimeout(addr string, tfail time.Duration, now time.Time) (time.Duration, float64) {
 	f, ok := s.healthRate(addr, tfail, now)
 	if !ok {
-		return tfail
+		return tfail, 0
 	}
-	p := lossFromFailRate(f)
 	rounds := int(tfail / s.cfg.Interval)
-	return time.Duration(stretchedRounds(s.table.live, rounds, s.expectedLoss(), p)) * s.cfg.Interval
+	stretched := stretchedRounds(s.table.live, rounds, s.expectedLoss(), lossFromFailRate(f))
+	return time.Duration(stretched) * s.cfg.Interval, f
 }
 
 // LocalHealth returns the share of this member's last calls to others
@@ -244,9 +246,8 @@ func (s *State) healthyTimeout(addr string, tfail time.Duration, now time.Time) 
 // failure time, or longer while that share is more than
 // Config.ExpectedLoss explains (see above).
 func (s *State) LocalHealth(now time.Time) (unanswered float64, timeout time.Duration) {
-	tfail := s.FailureTime()
-	unanswered, _ = s.healthRate("", tfail, now)
-	return unanswered, s.healthyTimeout("", tfail, now)
+	timeout, unanswered = s.healthyTimeout("", s.FailureTime(), now)
+	return unanswered, timeout
 }
 
 // healthRate returns f for the stretch of the timeout rule judging the
@@ -260,7 +261,7 @@ func (s *State) LocalHealth(now time.Time) (unanswered float64, timeout time.Dur
 // from no one thus has no estimate, and waits the failure time, as before
 // the stretch.
 func (s *State) healthRate(addr string, tfail time.Duration, now time.Time) (float64, bool) {
-	return s.reach.observedSkipping(func(to string) bool {
+	return s.reach.observed(func(to string) bool {
 		e := s.table.members[to]
 		return to == addr || e == nil || !e.alive || now.Sub(e.lastRise) > tfail
 	}, healthMin)

@@ -462,5 +462,7 @@ func TestMembersSilentTogetherDoNotStretchEachOthersTimeout(t *testing.T) {
 	f, ok := m.healthRate(peers[0], m.FailureTime(), m.now)
 	require.True(t, ok)
 	assert.Equal(t, 0.5, f, "the calls to the live member")
-	assert.Greater(t, m.healthyTimeout(peers[0], m.FailureTime(), m.now), m.FailureTime())
+	timeout, unanswered := m.healthyTimeout(peers[0], m.FailureTime(), m.now)
+	assert.Greater(t, timeout, m.FailureTime())
+	assert.Equal(t, f, unanswered)
 }

@@ -387,22 +387,17 @@ func (r *reach) note(addr string, answered bool) {
 // the calls to members other than except: a suspect's own silence must not
 // count as the network's when the evidence against it is weighed.
 func (r *reach) failRate(except string) float64 {
-	if f, ok := r.observed(except, reachMin); ok {
+	if f, ok := r.observed(func(addr string) bool { return addr == except }, reachMin); ok {
 		return f
 	}
 	return 0.5
 }
 
-// observed returns the share of the counted calls to members other than
-// except that went unanswered, and false while fewer than least were
-// counted: unlike failRate it assumes nothing without evidence.
-func (r *reach) observed(except string, least int) (float64, bool) {
-	return r.observedSkipping(func(addr string) bool { return addr == except }, least)
-}
-
-// observedSkipping is observed leaving out the calls to every member that
-// skip names.
-func (r *reach) observedSkipping(skip func(addr string) bool, least int) (float64, bool) {
+// observed returns the share of the counted calls that went unanswered,
+// leaving out the calls to every member that skip names, and false while
+// fewer than least were counted: unlike failRate it assumes nothing
+// without evidence.
+func (r *reach) observed(skip func(addr string) bool, least int) (float64, bool) {
 	sent, failed := 0, 0
 	for _, o := range r.out[:r.n] {
 		if !skip(o.to) {
