@@ -1,0 +1,70 @@
+package gossip
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Overload.
+//
+// A member sends an exchange every round whether or not its last one has
+// been answered, up to maxExchangesInFlight, so that a peer that does not
+// answer (a lost message, a host gone) costs it no round. When the process
+// itself is overloaded, that is the wrong choice: every member's calls wait
+// for a core, answers come later than a round, the calls in flight pile up,
+// and at the RPC timeout their connections are closed and dialled again,
+// which adds to the load. 1,000 members in one process on two cores were
+// caught that way for minutes while forming, with most calls timing out.
+//
+// The two cases differ in how long the answers that do come take: a lost
+// message makes a call time out, but the others are answered in
+// milliseconds; an overloaded process answers all of them late. So a member
+// keeps the round-trip times of its last rttSamples answered exchanges, and
+// while even the shortest of them is above half an interval, it skips a
+// round's exchange if it has one under way. The cluster then gossips as
+// fast as the process can answer, with few calls in flight, instead of
+// timing them out. The shortest, not a mean: with messages lost, a few
+// answers come late (behind a retried call, or a busy connection), and at
+// a short interval a mean of them crossed the threshold in the 30%-loss
+// test; the shortest of eight stayed at a few milliseconds. In a network
+// whose round-trip time is over half a round, where a member's exchanges
+// take longer than a round anyway, it sends one exchange at a time.
+
+// rttSamples is how many answered exchanges the overload guard looks at.
+const rttSamples = 8
+
+// rtt holds the round-trip times of the last rttSamples answered
+// exchanges, safe for concurrent use.
+type rtt struct {
+	mu   sync.Mutex
+	last [rttSamples]time.Duration
+	n    int // samples held, up to rttSamples
+	next int // where the next one goes
+}
+
+// observe adds an answered call's round-trip time d.
+func (r *rtt) observe(d time.Duration) {
+	r.mu.Lock()
+	r.last[r.next] = d
+	r.next = (r.next + 1) % rttSamples
+	r.n = min(r.n+1, rttSamples)
+	r.mu.Unlock()
+}
+
+// min returns the shortest round-trip time held, 0 before any answer.
+func (r *rtt) min() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		return 0
+	}
+	return slices.Min(r.last[:r.n])
+}
+
+// overloaded reports whether the round's exchange should be skipped: one is
+// under way and every recent answer came more than half an interval after
+// its call.
+func (g *Gossip) overloaded() bool {
+	return len(g.sem) > 0 && g.rtt.min() > g.cfg.GossipInterval/2
+}

@@ -1,0 +1,70 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gossipfd/gossip/internal/faultnet"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRTTKeepsTheShortestOfTheLastAnswers(t *testing.T) {
+	var r rtt
+	assert.Zero(t, r.min(), "no answer yet")
+	r.observe(300 * time.Millisecond)
+	r.observe(200 * time.Millisecond)
+	assert.Equal(t, 200*time.Millisecond, r.min())
+	r.observe(time.Millisecond)
+	for range rttSamples - 1 {
+		r.observe(time.Second)
+		assert.Equal(t, time.Millisecond, r.min(), "one quick answer among the last %d is enough", rttSamples)
+	}
+	r.observe(time.Second)
+	assert.Equal(t, time.Second, r.min(), "the quick answer is out of the window")
+}
+
+// TestSlowAnswersMakeAMemberSkipRounds: with every message delayed so that
+// an exchange takes longer than a round, members send a round's exchange
+// only once the last one is answered (Stats.ExchangesSkipped), and still
+// converge, exchange data and accuse no one. With messages lost instead,
+// answered calls are quick and no round is skipped.
+func TestSlowAnswersMakeAMemberSkipRounds(t *testing.T) {
+	const n = 4
+	fn := faultnet.New(TCPTransport{}, 6)
+	gs := startCluster(t, n, func(i int, c *Config) {
+		c.Transport = fn.Node(c.Addr)
+		c.GossipInterval = 100 * time.Millisecond
+		c.RPCTimeout = 20 * c.GossipInterval
+	})
+	all := addrsOf(gs...)
+	requireView(t, gs, all, converge, "converge")
+
+	fn.SetDelay(150*time.Millisecond, 0) // a round trip of 300 ms at least
+	w := watchDeaths(gs, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		for _, g := range gs {
+			if g.Stats().ExchangesSkipped < 5 {
+				return false
+			}
+		}
+		return true
+	}, converge, 10*time.Millisecond, "every member skips rounds while answers come late")
+	require.NoError(t, gs[1].UpdateData("slow"))
+	require.Eventually(t, func() bool {
+		for _, g := range gs {
+			if dataString(g, gs[1].Addr()) != "slow" {
+				return false
+			}
+		}
+		return true
+	}, converge, 10*time.Millisecond, "data still spreads")
+	assert.Empty(t, w.finish(), "no one accused")
+
+	fn.SetDelay(0, 0)
+	requireEventuallyRounds(t, gs[0], rttSamples+2) // the slow answers age out
+	before := gs[0].Stats().ExchangesSkipped
+	requireEventuallyRounds(t, gs[0], 20)
+	assert.Equal(t, before, gs[0].Stats().ExchangesSkipped, "quick answers again: no round skipped")
+	requireView(t, gs, all, converge, "views after the delay")
+}
