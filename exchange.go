@@ -74,14 +74,14 @@ func (g *Gossip) apply(out protocol.Output) {
 			start := time.Now() // not the Clock: a round-trip time of the process
 			sent := func(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error {
 				if err == nil {
-					g.rtt.observe(time.Since(start))
+					g.answered(start)
 				}
 				return g.sent(m, resp, err, since, inline)
 			}
 			send := func(ctx context.Context) {
 				start := time.Now()
 				if g.send(ctx, m) == nil {
-					g.rtt.observe(time.Since(start))
+					g.answered(start)
 				}
 			}
 			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, sent, send) {

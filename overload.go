@@ -21,35 +21,54 @@ import (
 // message makes a call time out, but the others are answered in
 // milliseconds; an overloaded process answers all of them late. So a member
 // keeps the round-trip times of its last rttSamples answered exchanges, and
-// while even the shortest of them is above half an interval, it skips a
-// round's exchange if it has one under way. The cluster then gossips as
-// fast as the process can answer, with few calls in flight, instead of
-// timing them out. The shortest, not a mean: with messages lost, a few
-// answers come late (behind a retried call, or a busy connection), and at
-// a short interval a mean of them crossed the threshold in the 30%-loss
-// test; the shortest of eight stayed at a few milliseconds. In a network
-// whose round-trip time is over half a round, where a member's exchanges
-// take longer than a round anyway, it sends one exchange at a time.
+// once even the shortest of them has stayed above half an interval for
+// overloadRounds intervals, it skips a round's exchange while it has one
+// under way. The cluster then gossips as fast as the process can answer,
+// with few calls in flight, instead of timing them out.
+//
+// The shortest, not a mean: with messages lost, a few answers come late
+// (behind a retried call, or a busy connection), and at a short interval a
+// mean of them crossed the threshold in the 30%-loss test; the shortest of
+// eight stayed at a few milliseconds. For overloadRounds, not at once: a
+// cluster of 128 forming in one process is overloaded for a moment, and
+// skipping rounds just after it formed delayed the first notice of a
+// crashed member by a second. In a network whose round-trip time is over
+// half a round, where a member's exchanges take longer than a round anyway,
+// it sends one exchange at a time.
 
-// rttSamples is how many answered exchanges the overload guard looks at.
-const rttSamples = 8
+const (
+	// rttSamples is how many answered exchanges the overload guard looks
+	// at.
+	rttSamples = 8
+	// overloadRounds is how many intervals the answers must have been slow
+	// for before rounds are skipped.
+	overloadRounds = 3
+)
 
 // rtt holds the round-trip times of the last rttSamples answered
 // exchanges, safe for concurrent use.
 type rtt struct {
-	mu   sync.Mutex
-	last [rttSamples]time.Duration
-	n    int // samples held, up to rttSamples
-	next int // where the next one goes
+	mu        sync.Mutex
+	last      [rttSamples]time.Duration
+	n         int       // samples held, up to rttSamples
+	next      int       // where the next one goes
+	slowSince time.Time // since when the shortest has been above the threshold; zero if it is not
 }
 
-// observe adds an answered call's round-trip time d.
-func (r *rtt) observe(d time.Duration) {
+// observe adds an answered call's round-trip time d at now; slow is the
+// threshold.
+func (r *rtt) observe(d time.Duration, now time.Time, slow time.Duration) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.last[r.next] = d
 	r.next = (r.next + 1) % rttSamples
 	r.n = min(r.n+1, rttSamples)
-	r.mu.Unlock()
+	switch {
+	case slices.Min(r.last[:r.n]) <= slow:
+		r.slowSince = time.Time{}
+	case r.slowSince.IsZero():
+		r.slowSince = now
+	}
 }
 
 // min returns the shortest round-trip time held, 0 before any answer.
@@ -62,9 +81,26 @@ func (r *rtt) min() time.Duration {
 	return slices.Min(r.last[:r.n])
 }
 
+// slowFor returns how long, at now, the shortest round-trip time held has
+// been above the threshold: 0 if it is not.
+func (r *rtt) slowFor(now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.slowSince.IsZero() {
+		return 0
+	}
+	return now.Sub(r.slowSince)
+}
+
+// answered records an answered exchange that was sent at start.
+func (g *Gossip) answered(start time.Time) {
+	now := time.Now() // not the Clock: a round-trip time of the process
+	g.rtt.observe(now.Sub(start), now, g.cfg.GossipInterval/2)
+}
+
 // overloaded reports whether the round's exchange should be skipped: one is
-// under way and every recent answer came more than half an interval after
-// its call.
+// under way, and for overloadRounds intervals every recent answer has come
+// more than half an interval after its call.
 func (g *Gossip) overloaded() bool {
-	return len(g.sem) > 0 && g.rtt.min() > g.cfg.GossipInterval/2
+	return len(g.sem) > 0 && g.rtt.slowFor(time.Now()) >= overloadRounds*g.cfg.GossipInterval
 }

@@ -11,17 +11,25 @@ import (
 
 func TestRTTKeepsTheShortestOfTheLastAnswers(t *testing.T) {
 	var r rtt
+	t0 := time.Now()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	slow := 500 * time.Millisecond
 	assert.Zero(t, r.min(), "no answer yet")
-	r.observe(300 * time.Millisecond)
-	r.observe(200 * time.Millisecond)
-	assert.Equal(t, 200*time.Millisecond, r.min())
-	r.observe(time.Millisecond)
-	for range rttSamples - 1 {
-		r.observe(time.Second)
+	assert.Zero(t, r.slowFor(at(0)))
+	r.observe(time.Second, at(0), slow)
+	r.observe(600*time.Millisecond, at(1), slow)
+	assert.Equal(t, 600*time.Millisecond, r.min())
+	assert.Equal(t, 2*time.Second, r.slowFor(at(2)), "slow since the first answer")
+	r.observe(time.Millisecond, at(2), slow)
+	assert.Zero(t, r.slowFor(at(3)), "a quick answer")
+	for i := range rttSamples - 1 {
+		r.observe(time.Second, at(3+i), slow)
 		assert.Equal(t, time.Millisecond, r.min(), "one quick answer among the last %d is enough", rttSamples)
+		assert.Zero(t, r.slowFor(at(3+i)))
 	}
-	r.observe(time.Second)
+	r.observe(time.Second, at(20), slow)
 	assert.Equal(t, time.Second, r.min(), "the quick answer is out of the window")
+	assert.Equal(t, time.Second, r.slowFor(at(21)), "slow from then on")
 }
 
 // TestSlowAnswersMakeAMemberSkipRounds: with every message delayed so that

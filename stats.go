@@ -54,10 +54,11 @@ type Stats struct {
 	RPCErrors, RPCTimeouts uint64
 
 	// ExchangesSkipped counts the rounds whose exchange this member did
-	// not send because its last answers had all come more than half an
-	// interval after their calls while an exchange was still under way:
-	// an overloaded process or a slow network (see the overload guard in
-	// the README's Operations section).
+	// not send because, for 3 intervals, its last answers had all come
+	// more than half an interval after their calls, and an exchange was
+	// still under way:
+	// an overloaded process or a slow network (see docs/operations.md,
+	// Overload).
 	ExchangesSkipped uint64
 
 	// Merges counts the updates (digests and entries received) merged into

@@ -31,9 +31,10 @@ import (
 // every RumorGap, and with rumorFanout peers chosen at random for each spread
 // the simulation of 1,000 members forming through one seed made 29,048 rumor
 // dials in 4 s, about 7 a member a second, far more than the exchanges' 1
-// (and more than two cores could serve). So a member that learned more than
-// stormRumors rumors in this round or the last dials at most
-// rumorDialsPerRound peers for rumors until its next round; the other peers
+// (and more than two cores could serve). So a member that knows more than
+// stormMinPeers live peers and learned more than stormRumors rumors in this
+// round or the last dials at most rumorDialsPerRound peers for rumors until
+// its next round; the other peers
 // of its spreads are the ones it holds connections to, and rumors that find
 // no peer wait for the next round or are left to the periodic exchange,
 // which carries a storm's bulk in one message a round. The same simulation
@@ -41,7 +42,12 @@ import (
 // 4); internal/sim's TestStormDialsFewForRumors keeps it so. Outside a
 // storm a change costs what it did: each member that learns it spreads it
 // twice, each time to the peers it holds and as many others, chosen among
-// all, as the fan-out needs.
+// all, as the fan-out needs. A cluster of up to stormMinPeers+1 members has
+// no storm: its members' dials for a storm end within a round or two and
+// cost little, and the answered calls of a forming cluster's join rumors
+// are what let a member's silence rule start within seconds (suspect.go's
+// reachMin calls); with one dial a round a cluster of 32 detected a silent
+// member that went silent as it formed after 14 s instead of 5.
 //
 // A rumor is about one member, its subject; sending it to the subject itself
 // tells it nothing. A spread picks its peers among the members its rumors are
@@ -70,6 +76,9 @@ const (
 	// stormRumors is how many rumors a member learns at most in a round,
 	// this one or the last, outside a storm.
 	stormRumors = 4
+	// stormMinPeers is how many live peers a member knows at most for its
+	// rumors never to be a storm.
+	stormMinPeers = 128
 )
 
 // RumorFanout is how many peers one spread goes to.
@@ -137,7 +146,8 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 		}
 	}
 	names = kept
-	peers := s.rumorPeers(about, held, max(s.rumorsLearned[0], s.rumorsLearned[1]) > stormRumors)
+	storm := max(s.rumorsLearned[0], s.rumorsLearned[1]) > stormRumors && s.table.livePeerCount() > stormMinPeers
+	peers := s.rumorPeers(about, held, storm)
 	for _, addr := range names {
 		if len(peers) == 0 || len(peers) == 1 && peers[0] == addr {
 			continue // only its subject to tell: keep it for a later spread

@@ -276,14 +276,14 @@ func TestSpreadLogsAtDebug(t *testing.T) {
 }
 
 // TestRumorDialsPerRound: in a storm (more than stormRumors news in a
-// round), between two rounds a member's spreads reach at most
+// round, more than stormMinPeers live peers), between two rounds a member's spreads reach at most
 // rumorDialsPerRound peers it holds no connection to; the rest go to the
 // peers it holds, and rumors that find no peer wait for the next round,
 // which asks for a spread again. Outside a storm a spread dials as many
 // peers as its fan-out needs.
 func TestRumorDialsPerRound(t *testing.T) {
 	m := newMember(t)
-	all := m.join(t, 20)
+	all := m.join(t, stormMinPeers+1)
 	m.Tick(m.now, nil)
 	spreadRound := func() (dialled []string) {
 		for range 6 { // spreads a RumorGap apart, within the round
@@ -333,6 +333,20 @@ func TestRumorDialsPerRound(t *testing.T) {
 	m.Tick(m.now, nil)
 	m.mergeAt(full("10.6.9.2:7000", 5, 5, "x"))
 	assert.Len(t, spreadRound(), rumorSends*rumorFanout, "the storm is over")
+
+	// A member of a smaller cluster has no storm.
+	m = newMember(t)
+	m.join(t, stormMinPeers-stormRumors-1) // stormMinPeers with the news
+	m.Tick(m.now, nil)
+	for i := range stormRumors + 1 {
+		m.mergeAt(full(fmt.Sprintf("10.6.8.%d:7000", i), 5, 5, "x"))
+	}
+	dialled := 0
+	for range 2 {
+		m.advance(RumorGap(time.Second))
+		dialled += len(sendsOf(t, m.Spread(m.now, nil), Rumor))
+	}
+	assert.Equal(t, rumorSends*rumorFanout, dialled, "%d live peers: no storm", stormMinPeers)
 }
 
 // TestRandomPeerIsUniform draws peers from a table where most entries are
