@@ -34,10 +34,10 @@ import (
 // (and more than two cores could serve). So a member that knows more than
 // stormMinPeers live peers and learned more than stormRumors rumors in this
 // round or the last dials at most rumorDialsPerRound peers for rumors until
-// its next round; the other peers
-// of its spreads are the ones it holds connections to, and rumors that find
-// no peer wait for the next round or are left to the periodic exchange,
-// which carries a storm's bulk in one message a round. The same simulation
+// its next round; the other peers of its spreads are the ones it holds
+// connections to, and rumors that find no peer wait for the next round or
+// are left to the periodic exchange, which carries a storm's bulk in one
+// message a round. The same simulation
 // then made 5,581 rumor dials and converged a round later (5 rounds against
 // 4); internal/sim's TestStormDialsFewForRumors keeps it so. Outside a
 // storm a change costs what it did: each member that learns it spreads it
