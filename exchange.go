@@ -56,7 +56,6 @@ func (g *Gossip) apply(out protocol.Output) {
 	if out.Rumors {
 		g.askSpread()
 	}
-	var unsent []protocol.Send // messages not sent, for the protocol to forget
 	for _, m := range out.Send {
 		switch m.Purpose {
 		case protocol.Probe:
@@ -65,14 +64,11 @@ func (g *Gossip) apply(out protocol.Output) {
 				g.goBounded(g.psem, probe)
 			}
 		case protocol.Rumor:
-			if !g.goBounded(g.rsem, func(ctx context.Context) { g.send(ctx, m) }) {
-				unsent = append(unsent, m)
-			}
+			g.goBounded(g.rsem, func(ctx context.Context) { g.send(ctx, m) })
 		case protocol.Exchange:
 			if g.overloaded() {
 				g.log.WithField("peer", m.To).Debug("gossip: answers come later than half a round; skipping this round's exchange while one is under way")
 				g.metrics.skipped.Add(1)
-				unsent = append(unsent, m)
 				continue
 			}
 			start := time.Now() // not the Clock: a round-trip time of the process
@@ -88,23 +84,12 @@ func (g *Gossip) apply(out protocol.Output) {
 					g.answered(start)
 				}
 			}
-			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, sent, send) && !g.goBounded(g.sem, send) {
-				unsent = append(unsent, m)
+			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, sent, send) {
+				g.goBounded(g.sem, send)
 			}
 		default:
-			if !g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) }) {
-				unsent = append(unsent, m)
-			}
+			g.goBounded(g.sem, func(ctx context.Context) { g.send(ctx, m) })
 		}
-	}
-	if len(unsent) > 0 {
-		g.mu.Lock()
-		if g.proto != nil {
-			for _, m := range unsent {
-				g.proto.Unsent(m.To, m.Purpose)
-			}
-		}
-		g.mu.Unlock()
 	}
 	for _, t := range out.Contacts {
 		g.goBounded(g.sem, func(ctx context.Context) { g.contact(ctx, t) })
@@ -421,18 +406,17 @@ func (g *Gossip) resolve(ctx context.Context, name string) ([]string, error) {
 
 // goBounded runs f in a goroutine owned by g holding a slot of sem, with a
 // context bounded by the RPC timeout, or skips it if sem has no free slot: a
-// slow peer must not pile up goroutines and connections. It reports whether
-// it started f.
-func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) bool {
+// slow peer must not pile up goroutines and connections.
+func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) {
 	select {
 	case sem <- struct{}{}:
 	default:
 		g.log.Debug("gossip: too many exchanges in flight; skipping one")
-		return false
+		return
 	}
 	if !g.own() {
 		<-sem
-		return false
+		return
 	}
 	go func() {
 		defer g.wg.Done()
@@ -441,7 +425,6 @@ func (g *Gossip) goBounded(sem chan struct{}, f func(ctx context.Context)) bool 
 		defer cancel()
 		f(ctx)
 	}()
-	return true
 }
 
 // own counts one more goroutine or call of the member in g.wg, which Close

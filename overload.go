@@ -26,6 +26,13 @@ import (
 // under way. The cluster then gossips as fast as the process can answer,
 // with few calls in flight, instead of timing them out.
 //
+// A skipped round counts as a call unanswered, in the share that local
+// health and the silence rule work from (internal/protocol's suspect.go): a
+// member that skips rounds gossips less than the failure time assumes, as
+// under loss, and must wait longer before it declares anyone dead. Not
+// counted, 1,000 members in one process reported 567 live members dead
+// (2,302 pairs) over 5 minutes without any loss; counted, none.
+//
 // The shortest, not a mean: with messages lost, a few answers come late
 // (behind a retried call, or a busy connection), and at a short interval a
 // mean of them crossed the threshold in the 30%-loss test; the shortest of

@@ -58,6 +58,13 @@ func TestSlowAnswersMakeAMemberSkipRounds(t *testing.T) {
 		}
 		return true
 	}, converge, 10*time.Millisecond, "every member skips rounds while answers come late")
+	for _, g := range gs {
+		// A skipped round counts as a call unanswered: the member gossips
+		// less than the failure time assumes, as under loss, and waits
+		// longer before it declares anyone dead.
+		s := g.Stats()
+		assert.Positive(t, s.Unanswered, "%s: its skipped rounds count as unanswered", g.Addr())
+	}
 	require.NoError(t, gs[1].UpdateData("slow"))
 	require.Eventually(t, func() bool {
 		for _, g := range gs {

@@ -533,23 +533,6 @@ func (s *State) calling(addr string, now time.Time) {
 	}
 }
 
-// Unsent tells that a message to addr of purpose p that this state asked
-// for was not sent: the shell had no slot for it, or skipped it because its
-// answers come late (the root package's overload guard). An exchange, a
-// rumor or a push not sent is not a call: it counts neither as answered nor
-// as unanswered in the share local health and the silence rule work from.
-func (s *State) Unsent(addr string, p Purpose) {
-	if p != Exchange && p != Rumor && p != Push {
-		return
-	}
-	for i := len(s.calls) - 1; i >= 0; i-- {
-		if s.calls[i].to == addr {
-			s.calls = slices.Delete(s.calls, i, i+1)
-			return
-		}
-	}
-}
-
 // answered counts the oldest exchange with addr not yet answered as
 // answered.
 func (s *State) answered(addr string) {

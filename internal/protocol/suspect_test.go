@@ -561,38 +561,3 @@ func TestGrowingTableSuspectsNoOne(t *testing.T) {
 	require.Greater(t, grow, ts, "peer(0) is stale long enough to be suspected while the table grows")
 	assert.Equal(t, grow+ts, first, "first probe Ts rounds after the last new member")
 }
-
-// TestUnsentCallsAreNotCounted: a round's exchange that the shell did not
-// send (Unsent) counts neither as answered nor as unanswered, so an
-// overloaded member that skips rounds does not take its skipped calls for
-// loss. Not told, the same calls count as unanswered once a suspicion time
-// has passed.
-func TestUnsentCallsAreNotCounted(t *testing.T) {
-	for _, tell := range []bool{true, false} {
-		m := newMember(t)
-		peers := m.join(t, 7)
-		for range 3 * reachWindow {
-			for _, p := range peers { // everyone keeps beating
-				m.mergeAt(Entry{Addr: p, Heartbeat: m.entryOf(p).heartbeat + 1, WithData: true})
-			}
-			for _, s := range sendsOf(t, m.Tick(m.now, nil), Exchange) {
-				if tell {
-					m.Unsent(s, Exchange)
-				}
-			}
-			m.advance(time.Second)
-		}
-		f, timeout := m.LocalHealth(m.now)
-		if tell {
-			assert.Zero(t, f, "no call counted")
-			assert.Equal(t, m.FailureTime(), timeout)
-			assert.Empty(t, m.calls)
-		} else {
-			assert.Equal(t, 1.0, f, "every call unanswered")
-			assert.Greater(t, timeout, m.FailureTime())
-		}
-	}
-	m := newMember(t)
-	m.Unsent(peer(0), Join) // not a counted call: nothing to forget
-	assert.Empty(t, m.calls)
-}

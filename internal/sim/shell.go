@@ -43,11 +43,9 @@ func (c *Cluster) apply(i int, out protocol.Output) {
 			c.probe(i, msg)
 			continue
 		}
-		if !c.bounded(i, msg.Purpose == protocol.Rumor, func(done func()) {
+		c.bounded(i, msg.Purpose == protocol.Rumor, func(done func()) {
 			c.send(i, msg, func(error) { done() })
-		}) {
-			c.members[i].s.Unsent(msg.To, msg.Purpose)
-		}
+		})
 	}
 	for _, t := range out.Contacts {
 		c.bounded(i, false, func(done func()) { c.contact(i, t, done) })
@@ -64,9 +62,8 @@ func (c *Cluster) apply(i int, out protocol.Output) {
 }
 
 // bounded runs f holding one of member i's slots for exchanges (or for
-// rumors), which f's done gives back; with no slot free, it skips f. It
-// reports whether it ran f.
-func (c *Cluster) bounded(i int, rumor bool, f func(done func())) bool {
+// rumors), which f's done gives back; with no slot free, it skips f.
+func (c *Cluster) bounded(i int, rumor bool, f func(done func())) {
 	m := c.members[i]
 	slots := &m.sem
 	if rumor {
@@ -74,11 +71,10 @@ func (c *Cluster) bounded(i int, rumor bool, f func(done func())) bool {
 	}
 	if *slots >= maxExchangesInFlight {
 		c.Stats.Skipped++
-		return false
+		return
 	}
 	*slots++
 	f(func() { *slots-- })
-	return true
 }
 
 // send makes member i's call for msg, merges the answer (but an
