@@ -66,8 +66,25 @@ func (g *Gossip) apply(out protocol.Output) {
 		case protocol.Rumor:
 			g.goBounded(g.rsem, func(ctx context.Context) { g.send(ctx, m) })
 		case protocol.Exchange:
-			send := func(ctx context.Context) { g.send(ctx, m) }
-			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, g.sent, send) {
+			if g.overloaded() {
+				g.log.WithField("peer", m.To).Debug("gossip: answers come later than half a round; skipping this round's exchange while one is under way")
+				g.metrics.skipped.Add(1)
+				continue
+			}
+			start := time.Now() // not the Clock: a round-trip time of the process
+			sent := func(m protocol.Send, resp *ExchangeResponse, err error, since time.Time, inline bool) error {
+				if err == nil {
+					g.answered(start)
+				}
+				return g.sent(m, resp, err, since, inline)
+			}
+			send := func(ctx context.Context) {
+				start := time.Now()
+				if g.send(ctx, m) == nil {
+					g.answered(start)
+				}
+			}
+			if !g.startHeld(g.sem, m, g.cfg.RPCTimeout, sent, send) {
 				g.goBounded(g.sem, send)
 			}
 		default:

@@ -141,6 +141,7 @@ type Gossip struct {
 	sem     chan struct{} // bounds outgoing exchanges in flight
 	rsem    chan struct{} // bounds outgoing rumors in flight, apart, so that they never hold up a round
 	psem    chan struct{} // bounds outgoing probes in flight, apart
+	rtt     rtt           // of answered exchanges, for the overload guard (see overload.go)
 	spread  chan struct{} // signalled when there are rumors to spread
 	events  *eventQueue   // see Events
 	metrics metrics       // see Stats

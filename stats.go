@@ -53,6 +53,14 @@ type Stats struct {
 	// (Config.RPCTimeout).
 	RPCErrors, RPCTimeouts uint64
 
+	// ExchangesSkipped counts the rounds whose exchange this member did
+	// not send because, for 3 intervals, its last answers had all come
+	// more than half an interval after their calls, and an exchange was
+	// still under way:
+	// an overloaded process or a slow network (see docs/operations.md,
+	// Overload).
+	ExchangesSkipped uint64
+
 	// Merges counts the updates (digests and entries received) merged into
 	// the table; MergeTime is the time spent merging them, LastMergeTime
 	// the time the last one took.
@@ -82,6 +90,7 @@ func (g *Gossip) Stats() Stats {
 		BytesReceived:    m.bytesIn.Load(),
 		RPCErrors:        m.rpcErrors.Load(),
 		RPCTimeouts:      m.rpcTimeouts.Load(),
+		ExchangesSkipped: m.skipped.Load(),
 		Merges:           m.merges.Load(),
 		MergeTime:        time.Duration(m.mergeNanos.Load()),
 		LastMergeTime:    time.Duration(m.lastMergeNanos.Load()),
@@ -105,7 +114,7 @@ func (g *Gossip) Stats() Stats {
 // metrics are a member's counters, updated without its lock.
 type metrics struct {
 	rounds, sent, received, bytesOut, bytesIn atomic.Uint64
-	rpcErrors, rpcTimeouts, merges            atomic.Uint64
+	rpcErrors, rpcTimeouts, merges, skipped   atomic.Uint64
 	mergeNanos, lastMergeNanos                atomic.Int64
 }
 

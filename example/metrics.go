@@ -35,6 +35,7 @@ var (
 	mergeTimeDesc   = newDesc("gossip_merge_seconds_total", "Time spent merging updates.")
 	lastMergeDesc   = newDesc("gossip_last_merge_seconds", "Time the last merge took.")
 	overrunsDesc    = newDesc("gossip_event_overruns_total", "Membership events dropped because the reader fell behind.")
+	skippedDesc     = newDesc("gossip_exchanges_skipped_total", "Rounds whose exchange was skipped while one was under way, answers having come more than half an interval late for 3 intervals.")
 )
 
 func newDesc(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
@@ -76,6 +77,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		{mergesDesc, float64(s.Merges)},
 		{mergeTimeDesc, s.MergeTime.Seconds()},
 		{overrunsDesc, float64(s.EventOverruns)},
+		{skippedDesc, float64(s.ExchangesSkipped)},
 	} {
 		emit(c.d, prometheus.CounterValue, c.v)
 	}

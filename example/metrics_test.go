@@ -70,7 +70,7 @@ func TestMetricsScrape(t *testing.T) {
 		assert.Positive(t, value(mfs, name, ""), name)
 		assert.Equal(t, dto.MetricType_COUNTER, mfs[name].GetType(), name)
 	}
-	for _, name := range []string{"gossip_rpc_errors_total", "gossip_rpc_timeouts_total", "gossip_event_overruns_total", "gossip_last_merge_seconds"} {
+	for _, name := range []string{"gossip_rpc_errors_total", "gossip_rpc_timeouts_total", "gossip_event_overruns_total", "gossip_exchanges_skipped_total", "gossip_last_merge_seconds"} {
 		assert.GreaterOrEqual(t, value(mfs, name, ""), 0.0, name)
 	}
 	for name, mf := range mfs {

@@ -163,9 +163,12 @@ func TestTable(t *testing.T) {
 	assert.Regexp(t, `(?m)^no answer:\s+0\s*$`, out)
 	assert.Regexp(t, `(?m)^heartbeat lag:\s+\d+\s+\(min \d+, median \d+, max \d+ rounds between observers\)$`, out)
 	// Each member's own counters, from Gossip.Stats.
-	assert.Regexp(t, `(?m)^OBSERVER\s+ALIVE\s+FAILED\s+LEFT\s+FAILURE TIME\s+ROUNDS\s+RPCS OUT/IN\s+BYTES OUT/IN`, out)
+	assert.Regexp(t, `(?m)^OBSERVER\s+ALIVE\s+FAILED\s+LEFT\s+FAILURE TIME\s+TIMEOUT\s+UNANSWERED\s+ROUNDS\s+SKIPPED\s+RPCS OUT/IN\s+BYTES OUT/IN`, out)
 	for _, g := range ms {
-		assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(g.Addr())+`\s+4\s+0\s+0\s+\S+\s+\d+\s+\d+/\d+\s+\d+/\d+\s+\d+ \(\d+\)`, out)
+		// The timeout is at least the failure time; the unanswered share a
+		// percentage; no round skipped on a quiet loopback.
+		ft := g.FailureTime().String()
+		assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(g.Addr())+`\s+4\s+0\s+0\s+`+regexp.QuoteMeta(ft)+`\s+\S+s\s+\d+%\s+\d+\s+0\s+\d+/\d+\s+\d+/\d+\s+\d+ \(\d+\)`, out)
 	}
 }
 
@@ -183,8 +186,15 @@ func TestJSON(t *testing.T) {
 			Data      any
 			DataText  string `json:"data_text"`
 		}
-		Observers []struct{ Addr, Error string }
-		Summary   struct {
+		Observers []struct {
+			Addr, Error string
+			Stats       struct {
+				FailureTime, Timeout time.Duration
+				Unanswered           float64
+				ExchangesSkipped     uint64
+			}
+		}
+		Summary struct {
 			Queried      int
 			Answered     int
 			MembersSeen  int `json:"members_seen"`
@@ -209,6 +219,12 @@ func TestJSON(t *testing.T) {
 			assert.Equal(t, "string", m.Type)
 			assert.Equal(t, "plain", m.Data)
 		}
+	}
+	require.Len(t, got.Observers, 2, out)
+	for _, o := range got.Observers {
+		assert.Positive(t, o.Stats.FailureTime, "%s: its counters", o.Addr)
+		assert.GreaterOrEqual(t, o.Stats.Timeout, o.Stats.FailureTime, "%s: the timeout rule's wait", o.Addr)
+		assert.GreaterOrEqual(t, o.Stats.Unanswered, 0.0, "%s", o.Addr)
 	}
 	assert.Equal(t, 2, got.Summary.Queried)
 	assert.Equal(t, 2, got.Summary.Answered)

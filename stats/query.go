@@ -41,10 +41,13 @@ type observation struct {
 type counters struct {
 	Alive, Failed, Left            int64
 	FailureTime                    time.Duration
+	Unanswered                     float64       // share of its last calls unanswered (local health)
+	Timeout                        time.Duration // the timeout rule's wait now: FailureTime, or longer
 	Rounds                         uint64
 	MessagesSent, MessagesReceived uint64
 	BytesSent, BytesReceived       uint64
 	RPCErrors, RPCTimeouts         uint64
+	ExchangesSkipped               uint64
 	Merges                         uint64
 	MergeTime, LastMergeTime       time.Duration
 	EventOverruns                  uint64
@@ -73,12 +76,19 @@ func parseCounters(v any) (*counters, error) {
 		return 0
 	}
 	u := func(name string) uint64 { return uint64(i(name)) }
+	f := func(name string) float64 {
+		x, _ := s.Get(name)
+		v, _ := x.(float64)
+		return v
+	}
 	c.Alive, c.Failed, c.Left = i("Alive"), i("Failed"), i("Left")
 	c.FailureTime = time.Duration(i("FailureTime"))
+	c.Unanswered, c.Timeout = f("Unanswered"), time.Duration(i("Timeout"))
 	c.Rounds = u("Rounds")
 	c.MessagesSent, c.MessagesReceived = u("MessagesSent"), u("MessagesReceived")
 	c.BytesSent, c.BytesReceived = u("BytesSent"), u("BytesReceived")
 	c.RPCErrors, c.RPCTimeouts = u("RPCErrors"), u("RPCTimeouts")
+	c.ExchangesSkipped = u("ExchangesSkipped")
 	c.Merges = u("Merges")
 	c.MergeTime, c.LastMergeTime = time.Duration(i("MergeTime")), time.Duration(i("LastMergeTime"))
 	c.EventOverruns = u("EventOverruns")

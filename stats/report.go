@@ -113,7 +113,7 @@ func writeTable(w io.Writer, r report) error {
 func writeCounters(w io.Writer, obs []observation) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "OBSERVER\tALIVE\tFAILED\tLEFT\tFAILURE TIME\tROUNDS\tRPCS OUT/IN\tBYTES OUT/IN\tRPC ERRORS (TIMEOUTS)\tMERGE MEAN")
+	fmt.Fprintln(tw, "OBSERVER\tALIVE\tFAILED\tLEFT\tFAILURE TIME\tTIMEOUT\tUNANSWERED\tROUNDS\tSKIPPED\tRPCS OUT/IN\tBYTES OUT/IN\tRPC ERRORS (TIMEOUTS)\tMERGE MEAN")
 	for _, o := range obs {
 		switch c := o.Stats; {
 		case o.Err != nil:
@@ -124,8 +124,13 @@ func writeCounters(w io.Writer, obs []observation) error {
 			if c.Merges > 0 {
 				mean = c.MergeTime / time.Duration(c.Merges)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t%d\t%d/%d\t%d/%d\t%d (%d)\t%v\n", o.Addr, c.Alive, c.Failed, c.Left,
-				c.FailureTime, c.Rounds, c.MessagesSent, c.MessagesReceived, c.BytesSent, c.BytesReceived,
+			timeout := c.Timeout
+			if timeout == 0 { // a member from before local health
+				timeout = c.FailureTime
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t%v\t%.0f%%\t%d\t%d\t%d/%d\t%d/%d\t%d (%d)\t%v\n", o.Addr, c.Alive, c.Failed, c.Left,
+				c.FailureTime, timeout.Round(time.Millisecond), 100*c.Unanswered, c.Rounds, c.ExchangesSkipped,
+				c.MessagesSent, c.MessagesReceived, c.BytesSent, c.BytesReceived,
 				c.RPCErrors, c.RPCTimeouts, mean.Round(time.Microsecond))
 		}
 	}

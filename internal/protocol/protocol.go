@@ -67,20 +67,26 @@ type Config struct {
 
 // State is one member's protocol state. See the package comment.
 type State struct {
-	cfg      Config
-	rng      *rand.Rand
-	phase    phase
-	addr     string // this member's advertised address, set by Start
-	table    table
-	retry    map[string]*retryState // seeds and dead members being contacted (see recovery.go)
-	aliases  map[string]bool        // addresses found to reach this member
-	rumors   map[string]rumor       // news to spread at once (see rumor.go)
-	suspects map[string]*suspicion  // live members suspected of silence (see suspect.go)
-	reach    reach                  // this member's calls answered, for the evidence of silence (see suspect.go)
-	evidence map[evidenceKey]int    // D already worked out (see silentProbes)
-	calls    []call                 // exchanges not yet counted in reach (see suspect.go)
-	watched  time.Time              // when the failure rules were last applied (see watch)
-	out      Output                 // what the input being handled produced so far
+	cfg     Config
+	rng     *rand.Rand
+	phase   phase
+	addr    string // this member's advertised address, set by Start
+	table   table
+	retry   map[string]*retryState // seeds and dead members being contacted (see recovery.go)
+	aliases map[string]bool        // addresses found to reach this member
+	rumors  map[string]rumor       // news to spread at once (see rumor.go)
+	// rumorDials is how many more peers spreads may dial before the next
+	// round (see rumorDialsPerRound).
+	rumorDials int
+	// rumorsLearned counts the rumors learned since the last round, and
+	// in the round before (see stormRumors).
+	rumorsLearned [2]int
+	suspects      map[string]*suspicion // live members suspected of silence (see suspect.go)
+	reach         reach                 // this member's calls answered, for the evidence of silence (see suspect.go)
+	evidence      map[evidenceKey]int   // D already worked out (see silentProbes)
+	calls         []call                // exchanges not yet counted in reach (see suspect.go)
+	watched       time.Time             // when the failure rules were last applied (see watch)
+	out           Output                // what the input being handled produced so far
 }
 
 type phase int
@@ -96,13 +102,14 @@ const (
 // for every choice it makes.
 func New(cfg Config, rng *rand.Rand, data []byte) *State {
 	s := &State{
-		cfg:      cfg,
-		rng:      rng,
-		retry:    make(map[string]*retryState),
-		aliases:  make(map[string]bool),
-		rumors:   make(map[string]rumor),
-		suspects: make(map[string]*suspicion),
-		evidence: make(map[evidenceKey]int),
+		cfg:        cfg,
+		rng:        rng,
+		retry:      make(map[string]*retryState),
+		aliases:    make(map[string]bool),
+		rumors:     make(map[string]rumor),
+		rumorDials: rumorDialsPerRound,
+		suspects:   make(map[string]*suspicion),
+		evidence:   make(map[evidenceKey]int),
 	}
 	s.table.members = make(map[string]*entry)
 	s.table.self = &entry{alive: true, data: data}
@@ -150,14 +157,21 @@ func (s *State) Tick(now time.Time, held []string) Output {
 	self.lastRise = now
 	s.sweep(now)
 	s.suspect(now, held)
-	peers := s.table.livePeers()
-	if len(peers) > 0 {
-		target := ChoosePartner(s.rng, s.heldLive(held), s.cfg.MaxOutboundConns, func() string { return peers[s.rng.IntN(len(peers))] })
+	peers := s.table.livePeerCount()
+	if peers > 0 {
+		target := ChoosePartner(s.rng, s.heldLive(held), s.cfg.MaxOutboundConns, func() string {
+			p, _ := s.table.randomPeer(s.rng, func(string) bool { return true })
+			return p
+		})
 		s.send(target, Exchange, s.request())
 		s.calling(target, now)
 	}
-	if len(peers) == 0 || s.rng.IntN(len(peers)+1) == 0 {
-		s.recover(now, len(peers) == 0)
+	if peers <= 0 || s.rng.IntN(peers+1) == 0 {
+		s.recover(now, peers <= 0)
+	}
+	s.rumorDials, s.rumorsLearned = rumorDialsPerRound, [2]int{0, s.rumorsLearned[0]}
+	if len(s.rumors) > 0 {
+		s.out.Rumors = true // those a spread had no peer for since the last round
 	}
 	return s.flush()
 }

@@ -12,12 +12,17 @@ import (
 // live peer, a member contacts every seed that is due; otherwise, with
 // probability 1/(live peers + 1), one due seed or dead member chosen at
 // random. A name that does not answer is retried with backoff: its delay
-// doubles from one round to maxRetryRounds rounds, and an answer resets it.
+// doubles from one round to maxRetryRounds rounds (maxAloneRetryRounds, with
+// jitter, while the member has no live peer), and an answer resets it.
 // A seed that does not answer is worth one warning to an operator (a typo, a
 // firewall), and one line at info level when it answers at last.
 
 // maxRetryRounds caps the backoff of an unreachable seed, in gossip rounds.
 const maxRetryRounds = 32
+
+// maxAloneRetryRounds caps it, in rounds, while the member knows no live
+// peer (see recover).
+const maxAloneRetryRounds = 4
 
 // retryState is the backoff of a seed or dead member being contacted.
 type retryState struct {
@@ -62,7 +67,19 @@ func (s *State) recover(now time.Time, alone bool) {
 		due, p = due[i:i+1], Recover
 	}
 	for _, name := range due {
-		s.retry[name].next = now.Add(s.retry[name].delay)
+		delay := s.retry[name].delay
+		if alone {
+			// A joiner's seed may be there but busy: a cluster of many
+			// starting together, its seeds closing the connections
+			// beyond their bound. Nobody knows the joiner yet, so only
+			// its own retries get it in: they come at least every
+			// maxAloneRetryRounds, at a random point of the delay's
+			// second half, so that joiners turned away together do not
+			// come back together.
+			delay = min(delay, maxAloneRetryRounds*s.cfg.Interval)
+			delay = delay/2 + time.Duration(s.rng.Int64N(int64(delay/2)+1))
+		}
+		s.retry[name].next = now.Add(delay)
 		s.out.Contacts = append(s.out.Contacts, Target{Name: name, Purpose: p})
 	}
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -128,13 +129,49 @@ func TestBackoffDelaysContacts(t *testing.T) {
 		}
 		m.advance(time.Second)
 	}
-	// Tried at once, then after 1, 2, 4, 8, 16 and every 32 rounds: a
-	// failure doubles the delay from the next attempt on.
-	want := []time.Duration{0, 1, 3, 7, 15, 31, 63, 95, 127, 159, 191}
-	for i := range want {
-		want[i] *= time.Second
+	// Tried at once; then, alone, after a delay that doubles from a round
+	// but comes at least every maxAloneRetryRounds, at a random point of
+	// its second half (whole rounds here, as Tick runs once a round).
+	require.Equal(t, time.Duration(0), at[0])
+	var gaps []time.Duration
+	for i := 1; i < len(at); i++ {
+		gaps = append(gaps, at[i]-at[i-1])
 	}
-	assert.Equal(t, want, at)
+	for i, g := range gaps {
+		assert.GreaterOrEqual(t, g, time.Second, "gap %d", i)
+		assert.LessOrEqual(t, g, maxAloneRetryRounds*time.Second, "gap %d: a joiner retries at least every %d rounds", i, maxAloneRetryRounds)
+	}
+	for i, g := range gaps[4:] {
+		assert.GreaterOrEqual(t, g, maxAloneRetryRounds/2*time.Second, "gap %d: in the delay's second half", i+4)
+	}
+	assert.Greater(t, len(slices.Compact(slices.Sorted(slices.Values(gaps[4:])))), 1, "retries spread at random: %v", gaps)
+	// The backoff itself still grows to maxRetryRounds, for the contacts
+	// of a member that has peers.
+	assert.Equal(t, maxRetryRounds*time.Second, m.Backoff(seedA))
+}
+
+// TestBackoffWithPeers: a member with live peers contacts a seed that is
+// not among them after 1, 2, 4, ... rounds, up to every maxRetryRounds,
+// without jitter (it picks one due candidate a round at random, with
+// probability 1/(live peers + 1)).
+func TestBackoffWithPeers(t *testing.T) {
+	m := newMember(t, func(c *Config) { c.Seeds = []string{seedA} })
+	m.join(t, 1)
+	var at []time.Duration
+	for i := 0; i < 400; i++ {
+		m.mergeAt(full(peer(0), int64(200+i), 100, "d")) // peer 0 stays alive
+		for _, c := range m.Tick(m.now, nil).Contacts {
+			require.Equal(t, Target{Name: seedA, Purpose: Recover}, c)
+			at = append(at, m.now.Sub(t0))
+			m.Contacted(seedA, false, nil, m.now)
+		}
+		m.advance(time.Second)
+	}
+	require.NotEmpty(t, at)
+	for i := 1; i < len(at); i++ {
+		want := min(time.Second<<(i-1), maxRetryRounds*time.Second)
+		assert.GreaterOrEqual(t, at[i]-at[i-1], want, "contact %d comes after the backoff", i)
+	}
 }
 
 func TestRecoverTargets(t *testing.T) {

@@ -24,6 +24,31 @@ import (
 // about 96% of cases and all of 1,000 in about 70%; the rest learn it at
 // their next exchange.
 //
+// A spread that finds a connection held to each of its peers costs no dial;
+// one that must dial costs a TCP handshake, a goroutine on each end and gob's
+// type descriptors, many times the rumor itself. In a storm (a cluster of
+// 1,000 forming, every joiner's news learned by every member) a member spreads
+// every RumorGap, and with rumorFanout peers chosen at random for each spread
+// the simulation of 1,000 members forming through one seed made 29,048 rumor
+// dials in 4 s, about 7 a member a second, far more than the exchanges' 1
+// (and more than two cores could serve). So a member that knows more than
+// stormMinPeers live peers and learned more than stormRumors rumors in this
+// round or the last dials at most rumorDialsPerRound peers for rumors until
+// its next round; the other peers of its spreads are the ones it holds
+// connections to, and rumors that find no peer wait for the next round or
+// are left to the periodic exchange, which carries a storm's bulk in one
+// message a round. The same simulation
+// then made 5,581 rumor dials and converged a round later (5 rounds against
+// 4); internal/sim's TestStormDialsFewForRumors keeps it so. Outside a
+// storm a change costs what it did: each member that learns it spreads it
+// twice, each time to the peers it holds and as many others, chosen among
+// all, as the fan-out needs. A cluster of up to stormMinPeers+1 members has
+// no storm: its members' dials for a storm end within a round or two and
+// cost little, and the answered calls of a forming cluster's join rumors
+// are what let a member's silence rule start within seconds (suspect.go's
+// reachMin calls); with one dial a round a cluster of 32 detected a silent
+// member that went silent as it formed after 14 s instead of 5.
+//
 // A rumor is about one member, its subject; sending it to the subject itself
 // tells it nothing. A spread picks its peers among the members its rumors are
 // not about where there are enough, and a rumor counts as sent only once it
@@ -45,6 +70,15 @@ const (
 	// is dropped and left to the periodic exchange, which carries bulk
 	// changes far more cheaply than rumors would.
 	maxRumorEntries = 64
+	// rumorDialsPerRound is how many peers a member's spreads may reach
+	// by a connection not held between two of its rounds, in a storm.
+	rumorDialsPerRound = 1
+	// stormRumors is how many rumors a member learns at most in a round,
+	// this one or the last, outside a storm.
+	stormRumors = 4
+	// stormMinPeers is how many live peers a member knows at most for its
+	// rumors never to be a storm.
+	stormMinPeers = 128
 )
 
 // RumorFanout is how many peers one spread goes to.
@@ -65,6 +99,9 @@ type rumor struct {
 // from now.
 func (s *State) rumor(addr string, now time.Time) {
 	if _, ok := s.rumors[addr]; ok || len(s.rumors) < s.cfg.MaxMembers {
+		if !ok {
+			s.rumorsLearned[0]++
+		}
 		s.rumors[addr] = rumor{sends: rumorSends, since: now}
 		s.out.Rumors = true
 	}
@@ -109,7 +146,8 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 		}
 	}
 	names = kept
-	peers := s.rumorPeers(about, held)
+	storm := max(s.rumorsLearned[0], s.rumorsLearned[1]) > stormRumors && s.table.livePeerCount() > stormMinPeers
+	peers := s.rumorPeers(about, held, storm)
 	for _, addr := range names {
 		if len(peers) == 0 || len(peers) == 1 && peers[0] == addr {
 			continue // only its subject to tell: keep it for a later spread
@@ -142,29 +180,52 @@ func (s *State) spread(now time.Time, held []string) (more bool) {
 
 // rumorPeers picks up to rumorFanout live peers: peers that no rumor is
 // about first, and among those, up to rumorFanout-1 that a connection is
-// held to (see ChoosePartner) and the rest chosen at random among all. A
-// storm of changes thus costs about one dial a spread instead of
-// rumorFanout, and still reaches beyond the peers a member talks to.
-func (s *State) rumorPeers(about map[string]bool, heldAll []string) []string {
-	peers := s.table.livePeers()
-	s.rng.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+// held to (see ChoosePartner) and the rest chosen at random among all; in a
+// storm, at most s.rumorDials of them not held (a dial each; see
+// rumorDialsPerRound), and the rest among the held. Subjects make up the
+// fan-out only where there are too few other live peers.
+func (s *State) rumorPeers(about map[string]bool, heldAll []string, storm bool) []string {
 	held := s.heldLive(heldAll)
 	s.rng.Shuffle(len(held), func(i, j int) { held[i], held[j] = held[j], held[i] })
 	out := make([]string, 0, rumorFanout)
-	picked := make(map[string]bool, rumorFanout)
-	pick := func(from []string, limit int, subjects bool) {
-		for _, p := range from {
+	pickHeld := func(limit int, subjects bool) {
+		for _, p := range held {
 			if len(out) >= limit {
 				return
 			}
-			if !picked[p] && about[p] == subjects {
+			if about[p] == subjects && !slices.Contains(out, p) {
 				out = append(out, p)
-				picked[p] = true
 			}
 		}
 	}
-	pick(held, rumorFanout-1, false)
-	pick(peers, rumorFanout, false)
-	pick(peers, rumorFanout, true)
+	// pickAny picks peers at random among all; it reports false if it
+	// ran out of candidates rather than of dials.
+	pickAny := func(subjects bool) bool {
+		for len(out) < rumorFanout {
+			p, ok := s.table.randomPeer(s.rng, func(addr string) bool {
+				return about[addr] == subjects && !slices.Contains(out, addr)
+			})
+			if !ok {
+				return false
+			}
+			if storm && !slices.Contains(held, p) {
+				if s.rumorDials == 0 {
+					return true
+				}
+				s.rumorDials--
+			}
+			out = append(out, p)
+		}
+		return true
+	}
+	pickHeld(rumorFanout-1, false)
+	others := pickAny(false)
+	pickHeld(rumorFanout, false)
+	if !others && len(out) < rumorFanout {
+		// Too few other peers: the subjects make up the rest, for the
+		// rumors about the others that the message carries.
+		pickHeld(rumorFanout, true)
+		pickAny(true)
+	}
 	return out
 }

@@ -12,12 +12,14 @@ import (
 
 func TestRumorPeersPreferOthers(t *testing.T) {
 	m := newMember(t)
+	var all []string
 	for i := 0; i < 2*rumorFanout; i++ {
 		m.table.put(&entry{addr: peer(i), alive: true})
+		all = append(all, peer(i))
 	}
 	about := map[string]bool{peer(0): true, peer(1): true}
 	for try := 0; try < 20; try++ {
-		peers := m.rumorPeers(about, nil)
+		peers := m.rumorPeers(about, all, false) // held, so that no dial limits the spread
 		require.Len(t, peers, rumorFanout)
 		for _, p := range peers {
 			require.False(t, about[p], "rumor about %s sent to it while %d other peers wait", p, 2*rumorFanout-2)
@@ -27,7 +29,7 @@ func TestRumorPeersPreferOthers(t *testing.T) {
 	for i := 2; i < 2*rumorFanout-1; i++ {
 		m.table.remove(peer(i))
 	}
-	peers := m.rumorPeers(about, nil)
+	peers := m.rumorPeers(about, all, false)
 	require.ElementsMatch(t, []string{peer(0), peer(1), peer(2*rumorFanout - 1)}, peers)
 }
 
@@ -41,7 +43,7 @@ func TestRumorPeersPreferHeldConnections(t *testing.T) {
 	}
 	beyond := 0
 	for try := 0; try < 50; try++ {
-		peers := m.rumorPeers(nil, held)
+		peers := m.rumorPeers(nil, held, false)
 		require.Len(t, peers, rumorFanout)
 		n := 0
 		for _, p := range peers {
@@ -59,7 +61,7 @@ func TestRumorPeersPreferHeldConnections(t *testing.T) {
 	// A rumor's subject is not told of itself, even over a held connection.
 	about := map[string]bool{all[0]: true}
 	for try := 0; try < 20; try++ {
-		assert.NotContains(t, m.rumorPeers(about, held), all[0])
+		assert.NotContains(t, m.rumorPeers(about, held, false), all[0])
 	}
 }
 
@@ -96,17 +98,21 @@ func TestSpread(t *testing.T) {
 		wantLeft    []string
 	}{
 		{
-			name:        "a new member, to RumorFanout peers, twice",
-			setup:       func(t *testing.T, m *member) []string { m.join(t, 8); m.mergeAt(full(x, 5, 5, "x")); return nil },
+			name: "a new member, to RumorFanout peers, twice",
+			setup: func(t *testing.T, m *member) []string {
+				all := m.join(t, 8)
+				m.mergeAt(full(x, 5, 5, "x"))
+				return all[:rumorFanout]
+			},
 			steps:       []spreadStep{{0, rumorFanout, true}, {time.Millisecond, rumorFanout, false}, {time.Second, 0, false}},
 			wantMembers: []string{x},
 		},
 		{
 			name: "new data",
 			setup: func(t *testing.T, m *member) []string {
-				m.join(t, 8)
+				all := m.join(t, 8)
 				m.mergeAt(full(peer(3), 101, 101, "new"))
-				return nil
+				return all[4:]
 			},
 			steps:       []spreadStep{{0, rumorFanout, true}, {0, rumorFanout, false}},
 			wantMembers: []string{peer(3)},
@@ -114,25 +120,29 @@ func TestSpread(t *testing.T) {
 		{
 			name: "a member that left",
 			setup: func(t *testing.T, m *member) []string {
-				m.join(t, 8)
+				all := m.join(t, 8)
 				m.mergeAt(full(x, 5, 5, "x"))
-				require.Len(t, m.Spread(m.now, nil).Send, rumorFanout)
-				require.Len(t, m.Spread(m.now, nil).Send, rumorFanout)
+				require.Len(t, m.Spread(m.now, all).Send, rumorFanout)
+				require.Len(t, m.Spread(m.now, all).Send, rumorFanout)
 				m.leftAt(t, x, 6, 5)
-				return nil
+				return all
 			},
 			steps:    []spreadStep{{0, rumorFanout, true}, {0, rumorFanout, false}},
 			wantLeft: []string{x},
 		},
 		{
-			name:        "this member's data",
-			setup:       func(t *testing.T, m *member) []string { m.join(t, 2); m.SetData([]byte("new"), m.now); return nil },
+			name: "this member's data",
+			setup: func(t *testing.T, m *member) []string {
+				all := m.join(t, 2)
+				m.SetData([]byte("new"), m.now)
+				return all
+			},
 			steps:       []spreadStep{{0, 2, true}, {0, 2, false}},
 			wantMembers: []string{selfAddr},
 		},
 		{
 			name:        "stale at a spread time",
-			setup:       func(t *testing.T, m *member) []string { m.join(t, 8); m.mergeAt(full(x, 5, 5, "x")); return nil },
+			setup:       func(t *testing.T, m *member) []string { all := m.join(t, 8); m.mergeAt(full(x, 5, 5, "x")); return all },
 			steps:       []spreadStep{{stale, rumorFanout, true}, {stale + time.Nanosecond, 0, false}},
 			wantMembers: []string{x},
 		},
@@ -156,11 +166,11 @@ func TestSpread(t *testing.T) {
 		{
 			name: "storm",
 			setup: func(t *testing.T, m *member) []string {
-				m.join(t, 8)
+				all := m.join(t, 8)
 				for i := range 2 * maxRumorEntries {
 					m.mergeAt(full(fmt.Sprintf("10.6.0.%d:7000", i), 5, 5, "x"))
 				}
-				return nil
+				return all
 			},
 			steps: []spreadStep{{0, rumorFanout, true}, {0, rumorFanout, false}, {0, 0, false}},
 		},
@@ -226,7 +236,7 @@ func TestRumorAboutTheFirstJoinerWaitsForTheNext(t *testing.T) {
 	assert.Equal(t, rumorSends, m.rumors[a].sends, "and not counted as sent")
 
 	m.mergeAt(full(b, 5, 5, "b"))
-	out = m.Spread(m.now, nil)
+	out = m.Spread(m.now, []string{a, b}) // held: no dial needed
 	assert.Equal(t, []string{a, b}, sendsOf(t, out, Rumor))
 	assert.Equal(t, rumorSends-1, m.rumors[a].sends, "now it went to another")
 	assert.True(t, out.Rumors)
@@ -254,13 +264,116 @@ func TestSpreadIdle(t *testing.T) {
 
 func TestSpreadLogsAtDebug(t *testing.T) {
 	m := newMember(t, func(c *Config) { c.Debug = true })
-	m.join(t, 2)
+	all := m.join(t, 2)
 	m.SetData([]byte("new"), m.now)
-	out := m.Spread(m.now, nil)
+	out := m.Spread(m.now, all)
 	require.Len(t, out.Send, 2)
 	var msgs []string
 	for _, l := range out.Logs {
 		msgs = append(msgs, l.Msg)
 	}
 	assert.Contains(t, msgs, "gossip: spreading rumors")
+}
+
+// TestRumorDialsPerRound: in a storm (more than stormRumors news in a
+// round, more than stormMinPeers live peers), between two rounds a member's spreads reach at most
+// rumorDialsPerRound peers it holds no connection to; the rest go to the
+// peers it holds, and rumors that find no peer wait for the next round,
+// which asks for a spread again. Outside a storm a spread dials as many
+// peers as its fan-out needs.
+func TestRumorDialsPerRound(t *testing.T) {
+	m := newMember(t)
+	all := m.join(t, stormMinPeers+1)
+	m.Tick(m.now, nil)
+	spreadRound := func() (dialled []string) {
+		for range 6 { // spreads a RumorGap apart, within the round
+			m.advance(RumorGap(time.Second))
+			dialled = append(dialled, sendsOf(t, m.Spread(m.now, nil), Rumor)...)
+		}
+		return dialled
+	}
+
+	m.mergeAt(full("10.6.9.1:7000", 5, 5, "x"))
+	assert.Len(t, spreadRound(), rumorSends*rumorFanout, "one piece of news: RumorFanout peers, twice")
+	m.Tick(m.now, nil)
+
+	for round := 0; round < 3; round++ {
+		for i := range stormRumors + 1 {
+			m.mergeAt(full(fmt.Sprintf("10.6.%d.%d:7000", round, i), 5, 5, "x"))
+		}
+		assert.Len(t, spreadRound(), rumorDialsPerRound, "round %d: a storm, no connection held: one dial a round", round)
+		require.NotEmpty(t, m.rumors, "round %d: the rumors wait", round)
+		out := m.Tick(m.now, nil)
+		assert.True(t, out.Rumors, "round %d: the next round asks for a spread again", round)
+	}
+
+	// Held connections carry a storm's spreads whatever the dials left.
+	held := all[:rumorFanout]
+	sent := 0
+	for range 4 {
+		m.advance(RumorGap(time.Second))
+		to := sendsOf(t, m.Spread(m.now, held), Rumor)
+		if len(to) == 0 {
+			break // every rumor sent its rumorSends times
+		}
+		sent++
+		assert.Len(t, to, rumorFanout)
+		n := 0
+		for _, p := range to {
+			if slices.Contains(held, p) {
+				n++
+			}
+		}
+		assert.GreaterOrEqual(t, n, rumorFanout-rumorDialsPerRound, "at most %d dialled: %v", rumorDialsPerRound, to)
+	}
+	assert.Positive(t, sent)
+
+	// Two rounds later, with no news meanwhile, it is no storm any more.
+	m.Tick(m.now, nil)
+	m.Tick(m.now, nil)
+	m.mergeAt(full("10.6.9.2:7000", 5, 5, "x"))
+	assert.Len(t, spreadRound(), rumorSends*rumorFanout, "the storm is over")
+
+	// A member of a smaller cluster has no storm.
+	m = newMember(t)
+	m.join(t, stormMinPeers-stormRumors-1) // stormMinPeers with the news
+	m.Tick(m.now, nil)
+	for i := range stormRumors + 1 {
+		m.mergeAt(full(fmt.Sprintf("10.6.8.%d:7000", i), 5, 5, "x"))
+	}
+	dialled := 0
+	for range 2 {
+		m.advance(RumorGap(time.Second))
+		dialled += len(sendsOf(t, m.Spread(m.now, nil), Rumor))
+	}
+	assert.Equal(t, rumorSends*rumorFanout, dialled, "%d live peers: no storm", stormMinPeers)
+}
+
+// TestRandomPeerIsUniform draws peers from a table where most entries are
+// dead (so that random draws fail and the whole table is gone through) and
+// from one where all are live: each live peer comes about equally often,
+// never this member or a dead one.
+func TestRandomPeerIsUniform(t *testing.T) {
+	for _, dead := range []int{0, 40} {
+		m := newMember(t)
+		all := m.join(t, 50)
+		for _, a := range all[:dead] {
+			m.table.setAlive(m.table.members[a], false)
+		}
+		count := map[string]int{}
+		const draws = 20000
+		for range draws {
+			p, ok := m.table.randomPeer(m.rng, func(string) bool { return true })
+			require.True(t, ok)
+			count[p]++
+		}
+		live := all[dead:]
+		require.Len(t, count, len(live), "dead=%d: only live peers, each drawn", dead)
+		want := float64(draws) / float64(len(live))
+		for _, a := range live {
+			assert.InDelta(t, want, float64(count[a]), 0.25*want, "dead=%d: %s drawn %d times", dead, a, count[a])
+		}
+		_, ok := m.table.randomPeer(m.rng, func(string) bool { return false })
+		assert.False(t, ok, "none acceptable")
+	}
 }

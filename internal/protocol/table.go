@@ -1,6 +1,9 @@
 package protocol
 
-import "time"
+import (
+	"math/rand/v2"
+	"time"
+)
 
 // entry is one row of the membership table.
 type entry struct {
@@ -72,6 +75,44 @@ func (t *table) livePeers() []string {
 	}
 	return peers
 }
+
+// livePeerCount returns how many live members there are other than this
+// one.
+func (t *table) livePeerCount() int {
+	if t.self != nil && t.self.alive {
+		return t.live - 1
+	}
+	return t.live
+}
+
+// randomPeer returns a live member other than this one for which ok holds,
+// chosen uniformly at random, and false if there is none. It draws entries
+// at random first, which finds one in a few draws when most are live and
+// allocates nothing; only if those draws fail does it go through the table.
+func (t *table) randomPeer(rng *rand.Rand, ok func(addr string) bool) (string, bool) {
+	if t.livePeerCount() == 0 {
+		return "", false
+	}
+	for range randomPeerDraws {
+		if e := t.list[rng.IntN(len(t.list))]; e.alive && e != t.self && ok(e.addr) {
+			return e.addr, true
+		}
+	}
+	var n int
+	var pick string
+	for _, e := range t.list { // reservoir sampling: uniform, one pass
+		if e.alive && e != t.self && ok(e.addr) {
+			if n++; rng.IntN(n) == 0 {
+				pick = e.addr
+			}
+		}
+	}
+	return pick, n > 0
+}
+
+// randomPeerDraws is how many entries randomPeer draws before it goes
+// through the table.
+const randomPeerDraws = 8
 
 // put adds e to the table, in place of any entry for its address.
 func (t *table) put(e *entry) {

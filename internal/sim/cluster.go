@@ -96,6 +96,9 @@ type Stats struct {
 	Sent map[protocol.Purpose]int
 	// Failed counts the calls that failed, by purpose.
 	Failed map[protocol.Purpose]int
+	// Dials counts the calls that found no pooled connection to their
+	// peer, by purpose: each dialled a connection of its own.
+	Dials map[protocol.Purpose]int
 	// Skipped counts the messages not sent for want of a slot (see
 	// maxExchangesInFlight).
 	Skipped int
@@ -129,7 +132,7 @@ func New(cfg Config) *Cluster {
 		net:   NewNetwork(cfg.N, cfg.Net, rand.New(rand.NewPCG(cfg.Seed, 1<<32))),
 		rng:   rand.New(rand.NewPCG(cfg.Seed, 1<<32+1)),
 		index: make(map[string]int, cfg.N),
-		Stats: Stats{Sent: map[protocol.Purpose]int{}, Failed: map[protocol.Purpose]int{}},
+		Stats: Stats{Sent: map[protocol.Purpose]int{}, Failed: map[protocol.Purpose]int{}, Dials: map[protocol.Purpose]int{}},
 	}
 	var seeds []string
 	for _, i := range cfg.Seeds {

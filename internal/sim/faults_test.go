@@ -24,11 +24,14 @@ func TestPartitionHeals(t *testing.T) {
 	split := runUntil(t, c, 3*tfail, "each side holds the other dead", func() bool {
 		return allSee(c, right, protocol.Dead, right...) && allSee(c, left, protocol.Dead, left...)
 	})
-	// Each side still answers its own probes, so the silence rule finds
-	// the other side as it finds a silent host: before the failure time,
-	// never before a suspicion.
+	// Never before a suspicion. Each member then sees about half its
+	// calls go unanswered, as under heavy loss, so the silence rule asks
+	// for more evidence than it can get and the timeout rule waits the
+	// longer time its local health gives (failure.go): 24 rounds at n = 16
+	// for half the calls unanswered, 21 for 40%, 28 for 60%. Seeds 1 to 6
+	// and 11 split after 20 to 26 rounds (FailureTime 15).
 	assert.GreaterOrEqual(t, split, protocol.SuspectRounds(n), "not before a suspicion")
-	assert.Less(t, split, tfail, "before the failure time")
+	assert.LessOrEqual(t, split, 2*tfail, "within the stretched timeout")
 	assert.True(t, allSee(c, left, protocol.Alive, right...), "each side keeps its own")
 	assert.True(t, allSee(c, right, protocol.Alive, left...))
 	for _, j := range left {

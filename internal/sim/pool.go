@@ -28,6 +28,11 @@ type conn struct {
 	inflight int           // calls under way
 }
 
+// holds reports whether a connection to addr is pooled.
+func (p *pool) holds(addr string) bool {
+	return slices.ContainsFunc(p.conns, func(c *conn) bool { return c.addr == addr })
+}
+
 // acquire returns the connection a call to addr at now goes over, counted
 // in flight: the pooled one, or a new one, pooled if keep is set and there
 // is room or an idle one to evict.

@@ -13,7 +13,10 @@ import (
 
 // maxExchangesInFlight is the root package's bound on the exchanges (and,
 // apart, the rumors) a member has under way: beyond it, a message is
-// skipped (config.go).
+// skipped (config.go). The root package's overload guard (overload.go),
+// which skips a round's exchange while answers take more than half an
+// interval, is not modelled: a simulated call's round trip is a few
+// milliseconds, so it would never act.
 const maxExchangesInFlight = 8
 
 // leaveAcks is how many peers must have taken the news that a member leaves
@@ -83,6 +86,9 @@ func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
 	to, ok := c.index[msg.To]
 	if !ok {
 		to = -1
+	}
+	if !m.pool.holds(msg.To) {
+		c.Stats.Dials[msg.Purpose]++
 	}
 	cn := m.pool.acquire(msg.To, c.net.Now(), msg.Purpose.KeepConn())
 	since := c.Now()
