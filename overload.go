@@ -30,13 +30,14 @@ import (
 // health and the silence rule work from (internal/protocol's suspect.go): a
 // member that skips rounds gossips less than the failure time assumes, as
 // under loss, and must wait longer before it declares anyone dead. Not
-// counted, 1,000 members in one process reported 567 live members dead
-// (2,302 pairs) over 5 minutes without any loss; counted, none.
+// counted, 1,000 members in one process saturated at 1.8 cores reported 567
+// live members dead (2,302 pairs) over 5 minutes without any loss; counted,
+// 24 (71 pairs; see docs/performance.md, 1,000 members).
 //
 // The shortest, not a mean: with messages lost, a few answers come late
 // (behind a retried call, or a busy connection), and at a short interval a
 // mean of them crossed the threshold in the 30%-loss test; the shortest of
-// eight stayed at a few milliseconds. For overloadRounds, not at once: a
+// eight stayed under a millisecond. For overloadRounds, not at once: a
 // cluster of 128 forming in one process is overloaded for a moment, and
 // skipping rounds just after it formed delayed the first notice of a
 // crashed member by a second. In a network whose round-trip time is over

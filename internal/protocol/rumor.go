@@ -37,9 +37,9 @@ import (
 // its next round; the other peers of its spreads are the ones it holds
 // connections to, and rumors that find no peer wait for the next round or
 // are left to the periodic exchange, which carries a storm's bulk in one
-// message a round. The same simulation
-// then made 5,581 rumor dials and converged a round later (5 rounds against
-// 4); internal/sim's TestStormDialsFewForRumors keeps it so. Outside a
+// message a round. The same simulation then made 5,581 rumor dials and
+// converged a round later (5 rounds against 4); internal/sim's
+// TestStormDialsFewForRumors keeps it so. Outside a
 // storm a change costs what it did: each member that learns it spreads it
 // twice, each time to the peers it holds and as many others, chosen among
 // all, as the fan-out needs. A cluster of up to stormMinPeers+1 members has

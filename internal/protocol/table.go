@@ -79,7 +79,7 @@ func (t *table) livePeers() []string {
 // livePeerCount returns how many live members there are other than this
 // one.
 func (t *table) livePeerCount() int {
-	if t.self != nil && t.self.alive {
+	if t.self != nil && t.self.alive && t.members[t.self.addr] == t.self {
 		return t.live - 1
 	}
 	return t.live
@@ -90,7 +90,7 @@ func (t *table) livePeerCount() int {
 // at random first, which finds one in a few draws when most are live and
 // allocates nothing; only if those draws fail does it go through the table.
 func (t *table) randomPeer(rng *rand.Rand, ok func(addr string) bool) (string, bool) {
-	if t.livePeerCount() == 0 {
+	if t.livePeerCount() <= 0 || len(t.list) == 0 {
 		return "", false
 	}
 	for range randomPeerDraws {

@@ -204,3 +204,17 @@ func TestSteadyAnswerAllocatesItsDigestOnce(t *testing.T) {
 	d, _ := m.table.answer(gen, true)
 	assert.Len(t, readEntries(t, d), 127, "a partial answer too")
 }
+
+// TestRandomPeerBeforeStart: before Start this member is not in its table;
+// it has no live peer and randomPeer finds none (and does not panic on the
+// empty table).
+func TestRandomPeerBeforeStart(t *testing.T) {
+	m := newIdle(t)
+	assert.Zero(t, m.table.livePeerCount())
+	_, ok := m.table.randomPeer(m.rng, func(string) bool { return true })
+	assert.False(t, ok)
+	m = newMember(t)
+	assert.Zero(t, m.table.livePeerCount(), "started, alone")
+	m.join(t, 3)
+	assert.Equal(t, 3, m.table.livePeerCount())
+}
