@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gossipfd/gossip/internal/faultnet"
+	"github.com/gossipfd/gossip/internal/protocol"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -32,11 +33,41 @@ func TestRTTKeepsTheShortestOfTheLastAnswers(t *testing.T) {
 	assert.Equal(t, time.Second, r.slowFor(at(21)), "slow from then on")
 }
 
+// TestOverloadGuardSkipsOnlyWhileAnExchangeIsUnderWay drives the guard
+// directly: with answers slow for longer than overloadRounds intervals, a
+// round's exchange is skipped (and counted) while another call holds a
+// slot, and sent once none does; with answers quick again, never skipped.
+// Skipped exchanges stay counted as calls the protocol made, so they count
+// as unanswered for local health (see overload.go; the protocol side is
+// the ordinary unanswered call).
+func TestOverloadGuardSkipsOnlyWhileAnExchangeIsUnderWay(t *testing.T) {
+	g := startMember(t, testConfig(t)) // alone: its own rounds send nothing
+	iv := g.cfg.GossipInterval
+	exchange := protocol.Output{Send: []protocol.Send{{To: "127.0.0.1:1", Purpose: protocol.Exchange}}}
+	g.rtt.observe(time.Second+iv, time.Now().Add(-overloadRounds*iv-time.Second), iv/2)
+
+	g.sem <- struct{}{} // a call under way
+	g.apply(exchange)
+	assert.Equal(t, uint64(1), g.Stats().ExchangesSkipped, "slow answers and a call under way: skipped")
+	<-g.sem
+	sent := g.metrics.sent.Load()
+	g.apply(exchange)
+	assert.Equal(t, uint64(1), g.Stats().ExchangesSkipped, "nothing under way: sent")
+	require.Eventually(t, func() bool { return len(g.sem) == 0 && g.metrics.rpcErrors.Load() > 0 || g.metrics.sent.Load() > sent },
+		converge, 5*time.Millisecond, "the exchange was tried")
+
+	g.rtt.observe(time.Millisecond, time.Now(), iv/2) // a quick answer
+	g.sem <- struct{}{}
+	g.apply(exchange)
+	<-g.sem
+	assert.Equal(t, uint64(1), g.Stats().ExchangesSkipped, "a quick answer among the last: never skipped")
+}
+
 // TestSlowAnswersMakeAMemberSkipRounds: with every message delayed so that
 // an exchange takes longer than a round, members send a round's exchange
 // only once the last one is answered (Stats.ExchangesSkipped), and still
-// converge, exchange data and accuse no one. With messages lost instead,
-// answered calls are quick and no round is skipped.
+// converge, exchange data and accuse no one. Once the delay is gone, answers
+// are quick again and the member watched skips no more rounds.
 func TestSlowAnswersMakeAMemberSkipRounds(t *testing.T) {
 	const n = 4
 	fn := faultnet.New(TCPTransport{}, 6)
@@ -58,13 +89,6 @@ func TestSlowAnswersMakeAMemberSkipRounds(t *testing.T) {
 		}
 		return true
 	}, converge, 10*time.Millisecond, "every member skips rounds while answers come late")
-	for _, g := range gs {
-		// A skipped round counts as a call unanswered: the member gossips
-		// less than the failure time assumes, as under loss, and waits
-		// longer before it declares anyone dead.
-		s := g.Stats()
-		assert.Positive(t, s.Unanswered, "%s: its skipped rounds count as unanswered", g.Addr())
-	}
 	require.NoError(t, gs[1].UpdateData("slow"))
 	require.Eventually(t, func() bool {
 		for _, g := range gs {

@@ -56,9 +56,8 @@ type Stats struct {
 	// ExchangesSkipped counts the rounds whose exchange this member did
 	// not send because, for 3 intervals, its last answers had all come
 	// more than half an interval after their calls, and an exchange was
-	// still under way:
-	// an overloaded process or a slow network (see docs/operations.md,
-	// Overload).
+	// still under way: an overloaded process or a slow network (see
+	// docs/operations.md, Overload).
 	ExchangesSkipped uint64
 
 	// Merges counts the updates (digests and entries received) merged into

@@ -237,7 +237,8 @@ func (c *Cluster) FillPools() {
 			if j >= i {
 				j++
 			}
-			m.pool.release(m.pool.acquire(Addr(j), c.net.Now(), true), false)
+			cn, _ := m.pool.acquire(Addr(j), c.net.Now(), true)
+			m.pool.release(cn, false)
 		}
 	}
 }

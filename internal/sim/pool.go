@@ -28,25 +28,20 @@ type conn struct {
 	inflight int           // calls under way
 }
 
-// holds reports whether a connection to addr is pooled.
-func (p *pool) holds(addr string) bool {
-	return slices.ContainsFunc(p.conns, func(c *conn) bool { return c.addr == addr })
-}
-
 // acquire returns the connection a call to addr at now goes over, counted
-// in flight: the pooled one, or a new one, pooled if keep is set and there
-// is room or an idle one to evict.
-func (p *pool) acquire(addr string, now time.Duration, keep bool) *conn {
-	for _, c := range p.conns {
-		if c.addr == addr {
-			c.used = now
-			c.inflight++
-			return c
+// in flight: the pooled one, or a new one (dialled is then set), pooled if
+// keep is set and there is room or an idle one to evict.
+func (p *pool) acquire(addr string, now time.Duration, keep bool) (c *conn, dialled bool) {
+	for _, pc := range p.conns {
+		if pc.addr == addr {
+			pc.used = now
+			pc.inflight++
+			return pc, false
 		}
 	}
-	c := &conn{addr: addr, used: now, inflight: 1}
+	c = &conn{addr: addr, used: now, inflight: 1}
 	if !keep {
-		return c
+		return c, true
 	}
 	if len(p.conns) >= p.capacity {
 		p.evict()
@@ -54,7 +49,7 @@ func (p *pool) acquire(addr string, now time.Duration, keep bool) *conn {
 	if len(p.conns) < p.capacity {
 		p.conns = append(p.conns, c)
 	}
-	return c
+	return c, true
 }
 
 // evict closes the least recently used connection with no call in flight,

@@ -87,10 +87,10 @@ func (c *Cluster) send(i int, msg protocol.Send, done func(error)) {
 	if !ok {
 		to = -1
 	}
-	if !m.pool.holds(msg.To) {
+	cn, dialled := m.pool.acquire(msg.To, c.net.Now(), msg.Purpose.KeepConn())
+	if dialled {
 		c.Stats.Dials[msg.Purpose]++
 	}
-	cn := m.pool.acquire(msg.To, c.net.Now(), msg.Purpose.KeepConn())
 	since := c.Now()
 	c.Stats.Sent[msg.Purpose]++
 	c.net.Call(i, to, func() (func(), error) {
